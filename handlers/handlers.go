@@ -1,0 +1,123 @@
+// Package handlers is the console's HTTP layer: routes, middleware, the error
+// model's mapping to HTTP, and rendering of pages (views), fragments and
+// JSON. Handlers parse, authorise, call one service method and render; the
+// domain lives in services.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/template/html/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ava/console/services"
+)
+
+// Accounts is what the handlers need of the account service.
+type Accounts interface {
+	SetupNeeded(ctx context.Context) (bool, error)
+	CreateOwner(ctx context.Context, email, password string, firstRun bool) (services.User, error)
+	Authenticate(ctx context.Context, email, password string) (services.User, error)
+	StartSession(ctx context.Context, userID int64) (string, time.Time, error)
+	SessionUser(ctx context.Context, token string) (services.User, error)
+	EndSession(ctx context.Context, token string) error
+	CreateToken(ctx context.Context, userID int64, name string) (string, services.APIToken, error)
+	Tokens(ctx context.Context, userID int64) ([]services.APIToken, error)
+	RevokeToken(ctx context.Context, userID, tokenID int64) (services.APIToken, error)
+	TokenUser(ctx context.Context, plain string) (services.User, error)
+}
+
+// Pinger reports whether the database answers (readiness).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Section is one part of the console as the home page lists it.
+type Section struct {
+	Name        string
+	Description string
+	Href        string // empty while the section has no page
+	State       string
+	StateKind   string // ok, off, warn
+}
+
+// Sections returns the home page's sections and their states for a user.
+type Sections func(ctx context.Context, u services.User) ([]Section, error)
+
+// Config is the part of the configuration the HTTP layer needs.
+type Config struct {
+	Production   bool
+	RateLimiting bool
+	// LimiterStorage shares rate-limit counters across instances (Redis);
+	// nil keeps them in memory.
+	LimiterStorage fiber.Storage
+	// DefaultLimit is the per-route budget a minute (60); SignInLimit the
+	// budget for sign-in and setup attempts a minute per client IP.
+	DefaultLimit int
+	SignInLimit  int
+	// StaticLimit is the budget a minute for static files, which every page
+	// load fetches several of.
+	StaticLimit int
+}
+
+// Deps are what the handlers are built from.
+type Deps struct {
+	Config   Config
+	Logger   *slog.Logger
+	Accounts Accounts
+	DB       Pinger
+	Sections Sections
+	Registry *prometheus.Registry
+}
+
+// Handlers holds the dependencies every handler uses.
+type Handlers struct {
+	cfg      Config
+	log      *slog.Logger
+	accounts Accounts
+	db       Pinger
+	sections Sections
+	registry *prometheus.Registry
+	metrics  *httpMetrics
+	engine   *html.Engine
+}
+
+// NewApp builds the console's Fiber application: middleware, routes, views.
+func NewApp(d Deps) (*fiber.App, error) {
+	if d.Config.DefaultLimit == 0 {
+		d.Config.DefaultLimit = 60
+	}
+	if d.Config.SignInLimit == 0 {
+		d.Config.SignInLimit = 10
+	}
+	if d.Config.StaticLimit == 0 {
+		d.Config.StaticLimit = 600
+	}
+	h := &Handlers{
+		cfg: d.Config, log: d.Logger, accounts: d.Accounts, db: d.DB, sections: d.Sections,
+		registry: d.Registry,
+	}
+	var err error
+	if h.metrics, err = newHTTPMetrics(d.Registry); err != nil {
+		return nil, err
+	}
+	if h.engine, err = newEngine(); err != nil {
+		return nil, err
+	}
+	app := fiber.New(fiber.Config{
+		AppName:               "Ava console",
+		Views:                 h.engine,
+		ErrorHandler:          h.handleError,
+		DisableStartupMessage: true,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		BodyLimit:             1 << 20,
+	})
+	h.middleware(app)
+	h.routes(app)
+	return app, nil
+}

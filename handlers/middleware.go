@@ -1,0 +1,245 @@
+package handlers
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/csrf"
+	"github.com/gofiber/fiber/v2/middleware/helmet"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/ava/console/services"
+)
+
+const (
+	localRoute = "ava.route"
+	localUser  = "ava.user"
+	localCSRF  = "ava.csrf"
+	// unmatchedRoute labels requests no route matched, so that metrics never
+	// carry raw paths.
+	unmatchedRoute = "unmatched"
+)
+
+// contentSecurityPolicy allows scripts and styles from our own origin only:
+// no inline scripts, no eval, no third-party hosts.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+
+func (h *Handlers) sessionCookieName() string {
+	if h.cfg.Production {
+		return "__Host-ava_session" // the browser enforces Secure, Path=/ and no Domain
+	}
+	return "ava_session"
+}
+
+func (h *Handlers) middleware(app *fiber.App) {
+	app.Use(h.observe)
+	app.Use(recover.New(recover.Config{
+		EnableStackTrace: true,
+		StackTraceHandler: func(c *fiber.Ctx, e any) {
+			h.log.ErrorContext(c.UserContext(), "panic while serving request",
+				slog.String("panic", fmt.Sprint(e)), slog.String("stack", string(debug.Stack())))
+		},
+	}))
+	app.Use(helmet.New(helmet.Config{
+		ContentSecurityPolicy: contentSecurityPolicy,
+		XFrameOptions:         "DENY",
+		ReferrerPolicy:        "strict-origin-when-cross-origin",
+		HSTSMaxAge:            31536000,
+		// Cross-Origin-Embedder-Policy would only get in the way of nothing
+		// we embed; keep helmet's other defaults.
+		CrossOriginEmbedderPolicy: "unsafe-none",
+	}))
+	app.Use(h.identify)
+	csrfCookie := "ava_csrf"
+	if h.cfg.Production {
+		csrfCookie = "__Host-ava_csrf"
+	}
+	app.Use(csrf.New(csrf.Config{
+		CookieName:     csrfCookie,
+		CookieSameSite: "Lax",
+		CookieSecure:   h.cfg.Production,
+		CookieHTTPOnly: true,
+		Expiration:     12 * time.Hour,
+		ContextKey:     localCSRF,
+		// htmx sends the token as a header (hx-headers on <body>); plain
+		// forms as a hidden field.
+		Extractor: func(c *fiber.Ctx) (string, error) {
+			if t := c.Get("X-CSRF-Token"); t != "" {
+				return t, nil
+			}
+			if t := c.FormValue("_csrf"); t != "" {
+				return t, nil
+			}
+			return "", csrf.ErrTokenNotFound
+		},
+		// Bearer-token API calls carry no ambient credentials (identify
+		// ignores cookies for them), so there is nothing to forge.
+		Next:         func(c *fiber.Ctx) bool { return bearerToken(c) != "" },
+		ErrorHandler: func(_ *fiber.Ctx, _ error) error { return errCSRF },
+	}))
+}
+
+// observe gives the request its correlation id, answers errors through the
+// error handler, then writes the access log line and the HTTP metrics.
+func (h *Handlers) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	id := services.CorrelationIDFrom(c.Get(services.CorrelationHeader))
+	c.Set(services.CorrelationHeader, id)
+	c.SetUserContext(services.WithCorrelationID(c.UserContext(), id))
+
+	if err := c.Next(); err != nil {
+		if herr := h.handleError(c, err); herr != nil {
+			h.log.ErrorContext(c.UserContext(), "writing the error response failed", slog.Any("error", herr))
+			_ = c.SendStatus(fiber.StatusInternalServerError)
+		}
+	}
+
+	route, _ := c.Locals(localRoute).(string)
+	if route == "" {
+		route = unmatchedRoute
+	}
+	status := c.Response().StatusCode()
+	elapsed := time.Since(start)
+	method := utils.CopyString(c.Method())
+	h.metrics.observe(route, method, status, elapsed)
+	attrs := []slog.Attr{
+		slog.String("method", method),
+		slog.String("route", route),
+		slog.String("path", utils.CopyString(c.Path())),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+	}
+	if u, ok := c.Locals(localUser).(services.User); ok {
+		attrs = append(attrs, slog.Int64("account_id", u.AccountID))
+	}
+	h.log.LogAttrs(c.UserContext(), slog.LevelInfo, "request", attrs...)
+	return nil
+}
+
+// route returns a route's handlers preceded by its label and rate limiter.
+func (h *Handlers) route(label string, limit int, hs []fiber.Handler) []fiber.Handler {
+	out := []fiber.Handler{func(c *fiber.Ctx) error {
+		c.Locals(localRoute, label)
+		return c.Next()
+	}}
+	if h.cfg.RateLimiting {
+		out = append(out, h.limiter(label, limit, whoKey))
+	}
+	return append(out, hs...)
+}
+
+// signInLimiter limits sign-in and setup attempts per client IP, always.
+func (h *Handlers) signInLimiter(label string) fiber.Handler {
+	return h.limiter(label, h.cfg.SignInLimit, func(c *fiber.Ctx) string { return "signin:ip:" + c.IP() })
+}
+
+// whoKey is whom a request is counted against: the account when signed in,
+// else the client IP.
+func whoKey(c *fiber.Ctx) string {
+	if u, ok := c.Locals(localUser).(services.User); ok {
+		return "account:" + strconv.FormatInt(u.AccountID, 10)
+	}
+	return "ip:" + c.IP()
+}
+
+// limiter is one route's rate limiter (one instance per route: a limiter
+// shared by several routes would give them one budget).
+func (h *Handlers) limiter(label string, limit int, who func(*fiber.Ctx) string) fiber.Handler {
+	return limiter.New(limiter.Config{
+		Max:        limit,
+		Expiration: time.Minute,
+		Storage:    h.cfg.LimiterStorage,
+		KeyGenerator: func(c *fiber.Ctx) string {
+			return "ava:ratelimit:" + label + ":" + who(c)
+		},
+		LimitReached: func(c *fiber.Ctx) error {
+			h.metrics.rateLimited(label)
+			wait, _ := strconv.Atoi(string(c.Response().Header.Peek(fiber.HeaderRetryAfter)))
+			return &services.Error{
+				Code:       services.ERATELIMIT,
+				Message:    fmt.Sprintf("Too many requests. Try again in %d seconds.", max(wait, 1)),
+				RetryAfter: time.Duration(max(wait, 1)) * time.Second,
+			}
+		},
+	})
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header, or "".
+func bearerToken(c *fiber.Ctx) string {
+	auth := c.Get(fiber.HeaderAuthorization)
+	if len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+		return strings.TrimSpace(auth[7:])
+	}
+	return ""
+}
+
+// identify finds who is calling: an API token when the request carries one
+// (cookies are then ignored), else the session cookie. It rejects nothing;
+// requirePage and requireAPI do.
+func (h *Handlers) identify(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	var (
+		u   services.User
+		err error
+	)
+	if tok := bearerToken(c); tok != "" {
+		u, err = h.accounts.TokenUser(ctx, tok)
+	} else if cookie := c.Cookies(h.sessionCookieName()); cookie != "" {
+		u, err = h.accounts.SessionUser(ctx, cookie)
+	} else {
+		return c.Next()
+	}
+	switch services.ErrorCode(err) {
+	case "":
+		c.Locals(localUser, u)
+		c.SetUserContext(services.WithAccountID(ctx, u.AccountID))
+	case services.EUNAUTHORIZED:
+		// Anonymous: the route decides whether that is allowed.
+	default:
+		return err
+	}
+	return c.Next()
+}
+
+func currentUser(c *fiber.Ctx) (services.User, bool) {
+	u, ok := c.Locals(localUser).(services.User)
+	return u, ok
+}
+
+// requirePage lets signed-in owners through and sends others to sign in
+// (or, on a fresh install, to create the owner account).
+func (h *Handlers) requirePage(c *fiber.Ctx) error {
+	if _, ok := currentUser(c); ok {
+		return c.Next()
+	}
+	if c.Method() == fiber.MethodGet && !isHTMX(c) {
+		setup, err := h.accounts.SetupNeeded(c.UserContext())
+		if err != nil {
+			return err
+		}
+		if setup {
+			return c.Redirect("/setup", fiber.StatusSeeOther)
+		}
+	}
+	return services.Errorf(services.EUNAUTHORIZED, "Sign in to continue.")
+}
+
+// requireAPI lets callers with a valid API token or session through and
+// answers others 401 problem+json.
+func (h *Handlers) requireAPI(c *fiber.Ctx) error {
+	if _, ok := currentUser(c); ok {
+		return c.Next()
+	}
+	if bearerToken(c) != "" {
+		return services.Errorf(services.EUNAUTHORIZED, "The API token is invalid or revoked.")
+	}
+	return services.Errorf(services.EUNAUTHORIZED, "Send an API token in the Authorization header (Bearer) or sign in.")
+}

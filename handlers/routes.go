@@ -1,0 +1,73 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
+
+	"github.com/ava/console/docs"
+	"github.com/ava/console/static"
+)
+
+// routes registers every route. Each one goes through h.route, which gives it
+// its route label (metrics, logs) and its own rate limiter.
+func (h *Handlers) routes(app *fiber.App) {
+	r := router{h: h, app: app}
+	d := h.cfg.DefaultLimit
+
+	// Operations.
+	r.get("/healthz", d, h.healthz)
+	r.get("/readyz", d, h.readyz)
+	r.get("/metrics", d, h.metricsHandler())
+	r.use("/static", h.cfg.StaticLimit, filesystem.New(filesystem.Config{
+		Root: http.FS(static.FS), MaxAge: 3600,
+	}))
+
+	// Signing in and out. Sign-in and setup attempts are limited per client
+	// IP whether or not ENABLE_RATE_LIMITING is on: they guard passwords.
+	r.get("/setup", d, h.setupShow)
+	r.post("/setup", d, h.signInLimiter("POST /setup"), h.setupSubmit)
+	r.get("/login", d, h.loginShow)
+	r.post("/login", d, h.signInLimiter("POST /login"), h.loginSubmit)
+	r.post("/logout", d, h.logout)
+
+	// Pages and their fragments.
+	r.get("/", d, h.requirePage, h.home)
+	r.get("/tokens", d, h.requirePage, h.tokensShow)
+	r.post("/tokens", d, h.requirePage, h.tokenCreate)
+	r.post("/tokens/:id/revoke", d, h.requirePage, h.tokenRevoke)
+	r.get("/fragments/tokens", d, h.requirePage, h.tokenList)
+
+	// JSON API.
+	r.get("/api/openapi.json", d, func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(docs.OpenAPI)
+	})
+	r.get("/api/v1/me", d, h.requireAPI, h.apiMe)
+
+	// Anything else: 404 in the caller's format, through the error handler.
+	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+}
+
+// router registers routes with their label and rate limit.
+type router struct {
+	h   *Handlers
+	app *fiber.App
+}
+
+func (r router) get(path string, limit int, hs ...fiber.Handler) {
+	r.app.Get(path, r.h.route("GET "+path, limit, hs)...)
+}
+
+func (r router) post(path string, limit int, hs ...fiber.Handler) {
+	r.app.Post(path, r.h.route("POST "+path, limit, hs)...)
+}
+
+func (r router) use(prefix string, limit int, h fiber.Handler) {
+	args := []any{prefix}
+	for _, h := range r.h.route("GET "+prefix+"/*", limit, []fiber.Handler{h}) {
+		args = append(args, h)
+	}
+	r.app.Use(args...)
+}

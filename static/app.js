@@ -1,0 +1,61 @@
+// Ava console: the little JavaScript the pages need. It lives here, not
+// inline, because the Content-Security-Policy allows no inline scripts.
+(function () {
+  "use strict";
+
+  var TOAST_MS = 6000;
+
+  // Move focus to an error alert swapped into the page, so keyboard and
+  // screen-reader users land on it.
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var target = e.detail.target;
+    if (!target || !target.querySelector) return;
+    var alert = target.querySelector('[role="alert"]');
+    if (alert) alert.focus();
+  });
+
+  // The server could not be reached at all (network error, timeout): show
+  // the connection-error alert in the region, with a retry of a GET.
+  function connectionError(e) {
+    var target = e.detail.target;
+    var tpl = document.getElementById("connection-error-template");
+    if (!target || !tpl) return;
+    var node = tpl.content.firstElementChild.cloneNode(true);
+    var cfg = e.detail.requestConfig || {};
+    var button = node.querySelector("button");
+    if (button) {
+      if (cfg.verb === "get" && cfg.path) {
+        button.setAttribute("hx-get", cfg.path);
+      } else {
+        button.remove();
+        var msg = node.querySelector(".alert-message");
+        if (msg) msg.textContent = "Nothing was saved. Check your connection, then submit again.";
+      }
+    }
+    target.replaceChildren(node);
+    if (window.htmx) window.htmx.process(node);
+    node.focus();
+  }
+  document.addEventListener("htmx:sendError", connectionError);
+  document.addEventListener("htmx:timeout", connectionError);
+
+  // Toasts leave on their own after a while; the live region has announced
+  // them by then.
+  function expire(toast) {
+    window.setTimeout(function () {
+      toast.classList.add("toast-leaving");
+      window.setTimeout(function () { toast.remove(); }, 300);
+    }, TOAST_MS);
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var region = document.getElementById("toasts");
+    if (!region) return;
+    new MutationObserver(function (records) {
+      records.forEach(function (r) {
+        r.addedNodes.forEach(function (n) {
+          if (n.nodeType === 1 && n.classList.contains("toast")) expire(n);
+        });
+      });
+    }).observe(region, { childList: true });
+  });
+})();
