@@ -8,7 +8,7 @@ import (
 	"github.com/ava/console/services"
 )
 
-const tokenColumns = "id, user_id, name, hash, last4, created_at, last_used_at, revoked_at"
+const tokenColumns = "id, user_id, name, hash, last4, created_at, last_used_at, revoked_at" //nolint:gosec // column names, not a credential
 
 func scanToken(row interface{ Scan(...any) error }) (services.APIToken, error) {
 	var t services.APIToken

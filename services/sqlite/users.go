@@ -139,4 +139,3 @@ func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, 
 	}
 	return res.RowsAffected()
 }
-

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+var testKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := LoadConfig(envOf(map[string]string{"AVA_SECRET_KEY": testKey}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 8080 || c.Env != "production" || c.DatabaseURL != "sqlite:data/ava.db" || c.StubMode ||
+		!c.RateLimiting || c.LogLevel != slog.LevelInfo || c.LogFormat != "json" || c.UpstreamTimeout != 10*time.Second ||
+		c.BreakerFailureThreshold != 3 || c.BreakerRecoveryTimeout != 30*time.Second || c.BreakerSuccessThreshold != 2 ||
+		c.VapiBaseURL != "https://api.vapi.ai" || c.TwilioBaseURL != "https://api.twilio.com" ||
+		c.ResendBaseURL != "https://api.resend.com" || c.GoogleCalendarBaseURL != "https://www.googleapis.com" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if len(c.SecretKey) != 32 {
+		t.Fatal("secret key not decoded")
+	}
+}
+
+func TestConfigValues(t *testing.T) {
+	c, err := LoadConfig(envOf(map[string]string{
+		"PORT": "9000", "AVA_ENV": "development", "DATABASE_URL": "sqlite:/tmp/x.db", "INTEGRATIONS_STUB_MODE": "true",
+		"ENABLE_RATE_LIMITING": "false", "REDIS_URL": "redis://127.0.0.1:6379/0", "LOG_LEVEL": "debug", "LOG_FORMAT": "text",
+		"UPSTREAM_TIMEOUT": "2s", "BREAKER_FAILURE_THRESHOLD": "5", "BREAKER_RECOVERY_TIMEOUT": "1m",
+		"BREAKER_SUCCESS_THRESHOLD": "1", "VAPI_BASE_URL": "http://127.0.0.1:9999/", "VAPI_API_KEY": "k",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path, ok := c.SQLitePath(); !ok || path != "/tmp/x.db" {
+		t.Fatalf("sqlite path %q", path)
+	}
+	if c.Port != 9000 || c.Production() || !c.StubsAllowed() || c.RateLimiting || c.LogLevel != slog.LevelDebug ||
+		c.LogFormat != "text" || c.UpstreamTimeout != 2*time.Second || c.BreakerFailureThreshold != 5 ||
+		c.BreakerRecoveryTimeout != time.Minute || c.BreakerSuccessThreshold != 1 || c.VapiBaseURL != "http://127.0.0.1:9999" {
+		t.Fatalf("values: %+v", c)
+	}
+	if c.SecretKey != nil {
+		t.Fatal("development without a key must generate one later, not invent one here")
+	}
+}
+
+func TestStubsNeverInProduction(t *testing.T) {
+	c, err := LoadConfig(envOf(map[string]string{"AVA_SECRET_KEY": testKey, "INTEGRATIONS_STUB_MODE": "true"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StubsAllowed() {
+		t.Fatal("stub integrations allowed in production")
+	}
+}
+
+func TestConfigErrorsNameTheVariable(t *testing.T) {
+	tests := []struct {
+		env     map[string]string
+		varName string
+	}{
+		{map[string]string{}, "AVA_SECRET_KEY"}, // production without a key
+		{map[string]string{"AVA_SECRET_KEY": "c2hvcnQ="}, "AVA_SECRET_KEY"},
+		{map[string]string{"AVA_SECRET_KEY": "not base64!"}, "AVA_SECRET_KEY"},
+		{map[string]string{"AVA_ENV": "staging"}, "AVA_ENV"},
+		{map[string]string{"AVA_ENV": "development", "PORT": "http"}, "PORT"},
+		{map[string]string{"AVA_ENV": "development", "PORT": "70000"}, "PORT"},
+		{map[string]string{"AVA_ENV": "development", "UPSTREAM_TIMEOUT": "10"}, "UPSTREAM_TIMEOUT"},
+		{map[string]string{"AVA_ENV": "development", "UPSTREAM_TIMEOUT": "-1s"}, "UPSTREAM_TIMEOUT"},
+		{map[string]string{"AVA_ENV": "development", "BREAKER_RECOVERY_TIMEOUT": "soon"}, "BREAKER_RECOVERY_TIMEOUT"},
+		{map[string]string{"AVA_ENV": "development", "BREAKER_FAILURE_THRESHOLD": "0"}, "BREAKER_FAILURE_THRESHOLD"},
+		{map[string]string{"AVA_ENV": "development", "BREAKER_SUCCESS_THRESHOLD": "x"}, "BREAKER_SUCCESS_THRESHOLD"},
+		{map[string]string{"AVA_ENV": "development", "ENABLE_RATE_LIMITING": "yes please"}, "ENABLE_RATE_LIMITING"},
+		{map[string]string{"AVA_ENV": "development", "INTEGRATIONS_STUB_MODE": "maybe"}, "INTEGRATIONS_STUB_MODE"},
+		{map[string]string{"AVA_ENV": "development", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{map[string]string{"AVA_ENV": "development", "LOG_FORMAT": "xml"}, "LOG_FORMAT"},
+		{map[string]string{"AVA_ENV": "development", "DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
+		{map[string]string{"AVA_ENV": "development", "DATABASE_URL": "sqlite:"}, "DATABASE_URL"},
+		{map[string]string{"AVA_ENV": "development", "DATABASE_URL": "postgres://u:hunter2@db/ava"}, "DATABASE_URL"},
+		{map[string]string{"AVA_ENV": "development", "REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL"},
+		{map[string]string{"AVA_ENV": "development", "VAPI_BASE_URL": "ftp://vapi"}, "VAPI_BASE_URL"},
+		{map[string]string{"AVA_ENV": "development", "TWILIO_BASE_URL": "not a url"}, "TWILIO_BASE_URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.varName, func(t *testing.T) {
+			_, err := LoadConfig(envOf(tt.env))
+			if err == nil || !strings.HasPrefix(err.Error(), tt.varName+": ") {
+				t.Fatalf("got %v, want an error naming %s", err, tt.varName)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("the error shows a password: %v", err)
+			}
+		})
+	}
+}
+
+func TestDevSecretIsGeneratedOnceAndKept(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	k1, err := ensureDevSecret(dir)
+	if err != nil || len(k1) != 32 {
+		t.Fatalf("%v %d", err, len(k1))
+	}
+	k2, err := ensureDevSecret(dir)
+	if err != nil || !bytes.Equal(k1, k2) {
+		t.Fatal("the development secret changed between starts")
+	}
+	info, err := os.Stat(filepath.Join(dir, "secret.key"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file: %v %v", info, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secret.key"), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ensureDevSecret(dir); err == nil {
+		t.Fatal("a corrupt secret file was accepted")
+	}
+}
