@@ -20,6 +20,10 @@ import (
 
 	"github.com/ava/console/handlers"
 	"github.com/ava/console/services"
+	"github.com/ava/console/services/integrations"
+	"github.com/ava/console/services/secrets"
+	"github.com/ava/console/services/upstream"
+	"github.com/ava/console/services/vapi"
 )
 
 // shutdownGrace bounds how long in-flight requests may take to finish after
@@ -52,17 +56,43 @@ func serve(getenv env, logOut io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	guards, err := upstream.NewGuards(upstream.Settings{
+		Timeout:          cfg.UpstreamTimeout,
+		FailureThreshold: cfg.BreakerFailureThreshold,
+		RecoveryTimeout:  cfg.BreakerRecoveryTimeout,
+		SuccessThreshold: cfg.BreakerSuccessThreshold,
+	}, log, reg)
+	if err != nil {
+		return err
+	}
+	sealer, err := secrets.NewSealer(cfg.SecretKey)
+	if err != nil {
+		return err
+	}
+	creds := integrations.NewCredentials(db, sealer, log,
+		vapi.Kind(cfg.VapiAPIKey, cfg.VapiAssistantID),
+		integrations.Kind{Name: services.IntegrationTwilio, Fields: []integrations.Field{{Name: "account_sid"}, {Name: "auth_token", Secret: true}},
+			Env: map[string]string{"account_sid": cfg.TwilioAccountSID, "auth_token": cfg.TwilioAuthToken}},
+		integrations.Kind{Name: services.IntegrationEmail, Fields: []integrations.Field{{Name: "api_key", Secret: true}},
+			Env: map[string]string{"api_key": cfg.ResendAPIKey}},
+		integrations.Kind{Name: services.IntegrationCalendar, Fields: []integrations.Field{{Name: "access_token", Secret: true}}},
+	)
+	vapiSettings := vapi.NewService(vapi.NewClient(cfg.VapiBaseURL, guards.Client(services.IntegrationVapi)), creds, db, cfg.UpstreamTimeout)
+	statuses := integrations.NewReporter(creds, func(name string) string { return guards.Breaker(name).State() })
+
 	app, err := handlers.NewApp(handlers.Deps{
 		Config: handlers.Config{
 			Production:     cfg.Production(),
 			RateLimiting:   cfg.RateLimiting,
 			LimiterStorage: limiterStorage,
 		},
-		Logger:   log,
-		Accounts: accounts,
-		DB:       db,
-		Sections: homeSections(cfg, accounts),
-		Registry: reg,
+		Logger:       log,
+		Accounts:     accounts,
+		DB:           db,
+		Sections:     homeSections(accounts, statuses),
+		Registry:     reg,
+		Vapi:         vapiSettings,
+		Integrations: statuses,
 	})
 	if err != nil {
 		return err

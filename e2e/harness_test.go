@@ -190,7 +190,7 @@ func (c *console) waitReady() error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-c.exited:
-			return fmt.Errorf("server process exited before it was ready: %v", c.waitErr)
+			return fmt.Errorf("server process exited before it was ready: %w", c.waitErr)
 		default:
 		}
 		res, err := client.Get(c.URL + "/readyz")

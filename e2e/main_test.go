@@ -217,8 +217,11 @@ func ensureDriver(dir, version string) error {
 		return err
 	}
 	out, err := exec.Command(filepath.Join(tmp, "node"), filepath.Join(tmp, "package", "cli.js"), "--version").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), version) {
-		return fmt.Errorf("driver check `node package/cli.js --version` gave %q (err %v), want %s", strings.TrimSpace(string(out)), err, version)
+	if err != nil {
+		return fmt.Errorf("driver check `node package/cli.js --version`: %w\n%s", err, out)
+	}
+	if !strings.Contains(string(out), version) {
+		return fmt.Errorf("driver check `node package/cli.js --version` gave %q, want %s", strings.TrimSpace(string(out)), version)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp made it 0700
 		return err
@@ -304,7 +307,8 @@ func npmPack(spec, dir string) error {
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			stderr = ee.Stderr
 		}
 		return fmt.Errorf("npm pack %s: %w\n%s", spec, err, stderr)
@@ -331,7 +335,7 @@ func untarGz(file, dir string) error {
 	tr := tar.NewReader(gz)
 	for {
 		h, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {

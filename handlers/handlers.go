@@ -61,6 +61,8 @@ type Config struct {
 	// StaticLimit is the budget a minute for static files, which every page
 	// load fetches several of.
 	StaticLimit int
+	// VapiListLimit is the budget a minute for listing Vapi settings (10).
+	VapiListLimit int
 }
 
 // Deps are what the handlers are built from.
@@ -71,6 +73,9 @@ type Deps struct {
 	DB       Pinger
 	Sections Sections
 	Registry *prometheus.Registry
+	// Vapi is the Vapi settings service; Integrations reports statuses.
+	Vapi         VapiSettings
+	Integrations IntegrationStatuses
 }
 
 // Handlers holds the dependencies every handler uses.
@@ -83,6 +88,9 @@ type Handlers struct {
 	registry *prometheus.Registry
 	metrics  *httpMetrics
 	engine   *html.Engine
+
+	vapi         VapiSettings
+	integrations IntegrationStatuses
 }
 
 // NewApp builds the console's Fiber application: middleware, routes, views.
@@ -93,12 +101,15 @@ func NewApp(d Deps) (*fiber.App, error) {
 	if d.Config.SignInLimit == 0 {
 		d.Config.SignInLimit = 10
 	}
+	if d.Config.VapiListLimit == 0 {
+		d.Config.VapiListLimit = 10
+	}
 	if d.Config.StaticLimit == 0 {
 		d.Config.StaticLimit = 600
 	}
 	h := &Handlers{
 		cfg: d.Config, log: d.Logger, accounts: d.Accounts, db: d.DB, sections: d.Sections,
-		registry: d.Registry,
+		registry: d.Registry, vapi: d.Vapi, integrations: d.Integrations,
 	}
 	var err error
 	if h.metrics, err = newHTTPMetrics(d.Registry); err != nil {

@@ -125,20 +125,24 @@ func (h *Handlers) observe(c *fiber.Ctx) error {
 }
 
 // route returns a route's handlers preceded by its label and rate limiter.
-func (h *Handlers) route(label string, limit int, hs []fiber.Handler) []fiber.Handler {
+func (h *Handlers) route(label string, p policy, hs []fiber.Handler) []fiber.Handler {
 	out := []fiber.Handler{func(c *fiber.Ctx) error {
 		c.Locals(localRoute, label)
 		return c.Next()
 	}}
 	if h.cfg.RateLimiting {
-		out = append(out, h.limiter(label, limit, whoKey))
+		budget := p.name
+		if budget == "" {
+			budget = label
+		}
+		out = append(out, h.limiter(label, budget, p.max, whoKey))
 	}
 	return append(out, hs...)
 }
 
 // signInLimiter limits sign-in and setup attempts per client IP, always.
 func (h *Handlers) signInLimiter(label string) fiber.Handler {
-	return h.limiter(label, h.cfg.SignInLimit, func(c *fiber.Ctx) string { return "signin:ip:" + c.IP() })
+	return h.limiter(label, "signin:"+label, h.cfg.SignInLimit, func(c *fiber.Ctx) string { return "ip:" + c.IP() })
 }
 
 // whoKey is whom a request is counted against: the account when signed in,
@@ -150,15 +154,16 @@ func whoKey(c *fiber.Ctx) string {
 	return "ip:" + c.IP()
 }
 
-// limiter is one route's rate limiter (one instance per route: a limiter
-// shared by several routes would give them one budget).
-func (h *Handlers) limiter(label string, limit int, who func(*fiber.Ctx) string) fiber.Handler {
+// limiter is one route's rate limiter (one instance per route; routes share
+// a budget only when they name the same one). label names the route in the
+// rejections metric.
+func (h *Handlers) limiter(label, budget string, limit int, who func(*fiber.Ctx) string) fiber.Handler {
 	return limiter.New(limiter.Config{
 		Max:        limit,
 		Expiration: time.Minute,
 		Storage:    h.cfg.LimiterStorage,
 		KeyGenerator: func(c *fiber.Ctx) string {
-			return "ava:ratelimit:" + label + ":" + who(c)
+			return "ava:ratelimit:" + budget + ":" + who(c)
 		},
 		LimitReached: func(c *fiber.Ctx) error {
 			h.metrics.rateLimited(label)

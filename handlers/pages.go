@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"html/template"
 	"net/http"
 	"time"
@@ -19,6 +20,8 @@ import (
 // gets its entry when its page exists.
 var navItems = []components.NavItem{
 	{Label: "Home", Href: "/", Key: "home"},
+	{Label: "Vapi settings", Href: "/vapi", Key: "vapi"},
+	{Label: "Integrations", Href: "/integrations", Key: "integrations"},
 	{Label: "API tokens", Href: "/tokens", Key: "tokens"},
 }
 
@@ -59,6 +62,25 @@ func newEngine() (*html.Engine, error) {
 				Message:  "Check your connection, then try again.",
 				RetryURL: "/",
 			}))
+		},
+		"testResult": func(ok bool, msg string) (template.HTML, error) { return toHTML(components.TestResult(ok, msg)) },
+		"emptyStateLink": func(title, msg, href, label string) (template.HTML, error) {
+			return toHTML(components.EmptyStateLink(title, msg, href, label))
+		},
+		"json": func(v any) string {
+			b, _ := json.Marshal(v)
+			return string(b)
+		},
+		"inputValue": func(v any) string {
+			switch x := v.(type) {
+			case nil:
+				return ""
+			case string:
+				return x
+			default:
+				b, _ := json.Marshal(x)
+				return string(b)
+			}
 		},
 		"when": func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
 		"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },

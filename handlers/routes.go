@@ -14,13 +14,16 @@ import (
 // its route label (metrics, logs) and its own rate limiter.
 func (h *Handlers) routes(app *fiber.App) {
 	r := router{h: h, app: app}
-	d := h.cfg.DefaultLimit
+	d := policy{max: h.cfg.DefaultLimit}
+	// Listing Vapi settings reaches Vapi every time: 10 a minute, one
+	// budget for the page's fragment and the JSON API together.
+	vapiList := policy{name: "vapi-settings-list", max: h.cfg.VapiListLimit}
 
 	// Operations.
 	r.get("/healthz", d, h.healthz)
 	r.get("/readyz", d, h.readyz)
 	r.get("/metrics", d, h.metricsHandler())
-	r.use("/static", h.cfg.StaticLimit, filesystem.New(filesystem.Config{
+	r.use("/static", policy{max: h.cfg.StaticLimit}, filesystem.New(filesystem.Config{
 		Root: http.FS(static.FS), MaxAge: 3600,
 	}))
 
@@ -38,6 +41,13 @@ func (h *Handlers) routes(app *fiber.App) {
 	r.post("/tokens", d, h.requirePage, h.tokenCreate)
 	r.post("/tokens/:id/revoke", d, h.requirePage, h.tokenRevoke)
 	r.get("/fragments/tokens", d, h.requirePage, h.tokenList)
+	r.get("/integrations", d, h.requirePage, h.integrationsShow)
+	r.post("/integrations/vapi", d, h.requirePage, h.vapiConnect)
+	r.post("/integrations/vapi/test", d, h.requirePage, h.vapiTest)
+	r.get("/vapi", d, h.requirePage, h.vapiShow)
+	r.get("/fragments/vapi/settings", vapiList, h.requirePage, h.vapiSettingsFragment)
+	r.post("/vapi/settings/:key", d, h.requirePage, h.vapiSettingSave)
+	r.get("/fragments/vapi/changes", d, h.requirePage, h.vapiChangesFragment)
 
 	// JSON API.
 	r.get("/api/openapi.json", d, func(c *fiber.Ctx) error {
@@ -45,6 +55,10 @@ func (h *Handlers) routes(app *fiber.App) {
 		return c.Send(docs.OpenAPI)
 	})
 	r.get("/api/v1/me", d, h.requireAPI, h.apiMe)
+	r.get("/api/v1/integrations", d, h.requireAPI, h.apiIntegrations)
+	r.put("/api/v1/integrations/vapi/credentials", d, h.requireAPI, h.apiVapiCredentials)
+	r.get("/api/v1/vapi/settings", vapiList, h.requireAPI, h.apiVapiSettings)
+	r.put("/api/v1/vapi/settings/:key", d, h.requireAPI, h.apiVapiSettingPut)
 
 	// Anything else: 404 in the caller's format, through the error handler.
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
@@ -56,15 +70,26 @@ type router struct {
 	app *fiber.App
 }
 
-func (r router) get(path string, limit int, hs ...fiber.Handler) {
-	r.app.Get(path, r.h.route("GET "+path, limit, hs)...)
+// policy is a rate limit: max requests a minute, counted per route unless
+// name makes several routes share one budget.
+type policy struct {
+	name string
+	max  int
 }
 
-func (r router) post(path string, limit int, hs ...fiber.Handler) {
-	r.app.Post(path, r.h.route("POST "+path, limit, hs)...)
+func (r router) get(path string, p policy, hs ...fiber.Handler) {
+	r.app.Get(path, r.h.route("GET "+path, p, hs)...)
 }
 
-func (r router) use(prefix string, limit int, h fiber.Handler) {
+func (r router) post(path string, p policy, hs ...fiber.Handler) {
+	r.app.Post(path, r.h.route("POST "+path, p, hs)...)
+}
+
+func (r router) put(path string, p policy, hs ...fiber.Handler) {
+	r.app.Put(path, r.h.route("PUT "+path, p, hs)...)
+}
+
+func (r router) use(prefix string, limit policy, h fiber.Handler) {
 	args := []any{prefix}
 	for _, h := range r.h.route("GET "+prefix+"/*", limit, []fiber.Handler{h}) {
 		args = append(args, h)

@@ -75,6 +75,7 @@ type Store interface {
 	UserStore
 	SessionStore
 	TokenStore
+	IntegrationStore
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -1,0 +1,196 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/ava/console/components"
+	"github.com/ava/console/services"
+	"github.com/ava/console/services/integrations"
+	"github.com/ava/console/services/vapi"
+)
+
+// VapiSettings is what the handlers need of the Vapi settings service.
+type VapiSettings interface {
+	Connection(ctx context.Context, accountID int64) (integrations.Resolved, error)
+	List(ctx context.Context, accountID int64) ([]vapi.Setting, error)
+	Update(ctx context.Context, accountID, userID int64, key string, raw json.RawMessage) (vapi.Setting, error)
+	Changes(ctx context.Context, accountID int64, limit int) ([]services.SettingChange, error)
+	Connect(ctx context.Context, accountID int64, apiKey, assistantID string) (integrations.Resolved, *vapi.Assistant, error)
+	Test(ctx context.Context, accountID int64) (string, error)
+}
+
+// recentChanges is how many audit entries the settings page shows.
+const recentChanges = 20
+
+type vapiPage struct {
+	Connection integrations.Resolved
+}
+
+// vapiShow paints the settings page at once; the settings and the recent
+// changes arrive as fragments.
+func (h *Handlers) vapiShow(c *fiber.Ctx) error {
+	u, _ := currentUser(c)
+	conn, err := h.vapi.Connection(c.UserContext(), u.AccountID)
+	if err != nil {
+		return err
+	}
+	return h.renderPage(c, "vapi", "Vapi settings", "vapi", vapiPage{Connection: conn})
+}
+
+// settingRow is one setting in the list, possibly with the error of a failed save.
+type settingRow struct {
+	Setting vapi.Setting
+	// Input is the value typed by the user when a save failed, shown again
+	// in the field so nothing is lost; the row's current value stays the old one.
+	Input string
+	Error string
+	CSRF  string
+}
+
+type settingsList struct {
+	Rows []settingRow
+}
+
+// vapiSettingsFragment lists the settings as they are at Vapi now, or the
+// empty state when Vapi is not connected.
+func (h *Handlers) vapiSettingsFragment(c *fiber.Ctx) error {
+	u, _ := currentUser(c)
+	settings, err := h.vapi.List(c.UserContext(), u.AccountID)
+	if errors.Is(err, vapi.ErrNotConnected) {
+		return renderComponent(c, components.EmptyStateLink(
+			"Vapi is not connected",
+			"Connect your Vapi assistant to see and change its greeting, call length and voice speed.",
+			"/integrations", "Connect Vapi",
+		))
+	}
+	if err != nil {
+		return err
+	}
+	list := settingsList{}
+	for _, s := range settings {
+		list.Rows = append(list.Rows, settingRow{Setting: s, CSRF: csrfToken(c)})
+	}
+	return h.renderFragment(c, "fragments/vapi_settings", list)
+}
+
+// formValueJSON turns a form field into the JSON value the service checks:
+// numbers for the numeric settings when they parse, strings otherwise (the
+// service then names the expected type).
+func formValueJSON(key, v string) json.RawMessage {
+	if key != vapi.KeyGreeting {
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			b, _ := json.Marshal(f)
+			return b
+		}
+	}
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// vapiSettingSave saves one setting from the page. The row comes back with
+// the new value and a toast, or with the old value and why the save failed.
+func (h *Handlers) vapiSettingSave(c *fiber.Ctx) error {
+	u, _ := currentUser(c)
+	ctx := c.UserContext()
+	key := c.Params("key")
+	input := c.FormValue("value")
+	updated, err := h.vapi.Update(ctx, u.AccountID, u.ID, key, formValueJSON(key, input))
+	if err == nil {
+		h.log.InfoContext(ctx, "vapi setting saved", "key", key)
+		if !isHTMX(c) {
+			return c.Redirect("/vapi", fiber.StatusSeeOther)
+		}
+		c.Set("HX-Trigger", "vapi-changed")
+		if err := h.renderFragment(c, "fragments/vapi_setting_row", settingRow{Setting: updated, CSRF: csrfToken(c)}); err != nil {
+			return err
+		}
+		return toast(c, components.ToastSuccess, updated.Label+" saved")
+	}
+	code := services.ErrorCode(err)
+	if !isHTMX(c) || code == services.EINTERNAL || code == services.ENOTFOUND && !vapi.KnownKey(key) || errors.Is(err, vapi.ErrNotConnected) {
+		return err
+	}
+	// A refused or failed save: show the row as it is now at Vapi (when
+	// it can be read), the user's input, and the reason.
+	appErr := asAppError(err)
+	if appErr.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retrySeconds(appErr.RetryAfter)))
+	}
+	row := settingRow{Input: input, Error: services.ErrorMessage(err), CSRF: csrfToken(c)}
+	if current, lerr := h.vapi.List(ctx, u.AccountID); lerr == nil {
+		row.Setting, _ = vapi.Find(current, key)
+	} else {
+		row.Setting = vapi.Setting{Key: key, Label: key}
+		row.Error += " " + services.ErrorMessage(lerr)
+	}
+	h.log.InfoContext(ctx, "vapi setting not saved", "key", key, "code", string(code), "reason", row.Error)
+	c.Status(statusOf(code))
+	return h.renderFragment(c, "fragments/vapi_setting_row", row)
+}
+
+type changesList struct {
+	Changes []services.SettingChange
+}
+
+// vapiChangesFragment is the "Recent changes" list.
+func (h *Handlers) vapiChangesFragment(c *fiber.Ctx) error {
+	u, _ := currentUser(c)
+	changes, err := h.vapi.Changes(c.UserContext(), u.AccountID, recentChanges)
+	if err != nil {
+		return err
+	}
+	return h.renderFragment(c, "fragments/vapi_changes", changesList{Changes: changes})
+}
+
+// settingJSON is a setting in the JSON API.
+type settingJSON struct {
+	Key       string `json:"key"`
+	Value     any    `json:"value"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+func toSettingJSON(s vapi.Setting) settingJSON {
+	return settingJSON{Key: s.Key, Value: s.Value, UpdatedAt: s.UpdatedAt.UTC().Format(timeFormat)}
+}
+
+// apiVapiSettings is GET /api/v1/vapi/settings.
+func (h *Handlers) apiVapiSettings(c *fiber.Ctx) error {
+	u, _ := currentUser(c)
+	settings, err := h.vapi.List(c.UserContext(), u.AccountID)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Settings []settingJSON `json:"settings"`
+	}{Settings: []settingJSON{}}
+	for _, s := range settings {
+		out.Settings = append(out.Settings, toSettingJSON(s))
+	}
+	return c.JSON(out)
+}
+
+// apiVapiSettingPut is PUT /api/v1/vapi/settings/{key} with {"value": ...}.
+func (h *Handlers) apiVapiSettingPut(c *fiber.Ctx) error {
+	u, _ := currentUser(c)
+	key := c.Params("key")
+	if !vapi.KnownKey(key) {
+		return services.Errorf(services.ENOTFOUND, "Unknown setting %q. Settings: %s.", key, strings.Join(vapi.Keys, ", "))
+	}
+	var body struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(c.Body(), &body); err != nil || len(body.Value) == 0 || string(body.Value) == "null" {
+		return services.FieldError("value", `The body must be a JSON object with a "value" member, like {"value": 600}.`)
+	}
+	s, err := h.vapi.Update(c.UserContext(), u.AccountID, u.ID, key, body.Value)
+	if err != nil {
+		return err
+	}
+	return c.JSON(toSettingJSON(s))
+}

@@ -1,0 +1,110 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"time"
+
+	"github.com/ava/console/services"
+)
+
+// SaveCredentials stores (or replaces) an account's credentials for an integration.
+func (db *DB) SaveCredentials(ctx context.Context, c services.StoredCredentials) error {
+	hints, err := json.Marshal(c.Hints)
+	if err != nil {
+		return err
+	}
+	_, err = db.db.ExecContext(ctx, `
+		INSERT INTO integration_credentials (account_id, integration, sealed, hints, updated_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (account_id, integration) DO UPDATE SET sealed = excluded.sealed, hints = excluded.hints, updated_at = excluded.updated_at`,
+		c.AccountID, c.Integration, c.Sealed, string(hints), millis(c.UpdatedAt))
+	return err
+}
+
+// Credentials returns an account's stored credentials for an integration.
+func (db *DB) Credentials(ctx context.Context, accountID int64, integration string) (services.StoredCredentials, error) {
+	c := services.StoredCredentials{AccountID: accountID, Integration: integration}
+	var hints string
+	var updated int64
+	err := db.db.QueryRowContext(ctx,
+		"SELECT sealed, hints, updated_at FROM integration_credentials WHERE account_id = ? AND integration = ?",
+		accountID, integration).Scan(&c.Sealed, &hints, &updated)
+	if err != nil {
+		return services.StoredCredentials{}, notFound(err, "Credentials")
+	}
+	if err := json.Unmarshal([]byte(hints), &c.Hints); err != nil {
+		return services.StoredCredentials{}, err
+	}
+	c.UpdatedAt = fromMillis(updated)
+	return c, nil
+}
+
+// RecordIntegrationError remembers an integration's last error for an account.
+func (db *DB) RecordIntegrationError(ctx context.Context, accountID int64, integration, message string, at time.Time) error {
+	_, err := db.db.ExecContext(ctx, `
+		INSERT INTO integration_health (account_id, integration, last_error, last_error_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (account_id, integration) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at`,
+		accountID, integration, message, millis(at))
+	return err
+}
+
+// RecordIntegrationOK remembers an integration's last successful call for an account.
+func (db *DB) RecordIntegrationOK(ctx context.Context, accountID int64, integration string, at time.Time) error {
+	_, err := db.db.ExecContext(ctx, `
+		INSERT INTO integration_health (account_id, integration, last_ok_at) VALUES (?, ?, ?)
+		ON CONFLICT (account_id, integration) DO UPDATE SET last_ok_at = excluded.last_ok_at`,
+		accountID, integration, millis(at))
+	return err
+}
+
+// IntegrationHealth returns what is known of an integration's last calls; zero values if nothing.
+func (db *DB) IntegrationHealth(ctx context.Context, accountID int64, integration string) (services.IntegrationHealth, error) {
+	var h services.IntegrationHealth
+	var msg sql.NullString
+	var errAt, okAt sql.NullInt64
+	err := db.db.QueryRowContext(ctx,
+		"SELECT last_error, last_error_at, last_ok_at FROM integration_health WHERE account_id = ? AND integration = ?",
+		accountID, integration).Scan(&msg, &errAt, &okAt)
+	if err == sql.ErrNoRows {
+		return h, nil
+	}
+	if err != nil {
+		return h, err
+	}
+	h.LastError, h.LastErrorAt, h.LastOKAt = msg.String, fromNullMillis(errAt), fromNullMillis(okAt)
+	return h, nil
+}
+
+// RecordSettingChange appends to the audit trail.
+func (db *DB) RecordSettingChange(ctx context.Context, c services.SettingChange) error {
+	_, err := db.db.ExecContext(ctx, `
+		INSERT INTO setting_changes (account_id, user_id, integration, key, old_value, new_value, changed_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		c.AccountID, c.UserID, c.Integration, c.Key, c.OldValue, c.NewValue, millis(c.ChangedAt))
+	return err
+}
+
+// SettingChanges returns an account's latest setting changes of an integration, newest first.
+func (db *DB) SettingChanges(ctx context.Context, accountID int64, integration string, limit int) ([]services.SettingChange, error) {
+	rows, err := db.db.QueryContext(ctx, `
+		SELECT c.id, c.account_id, coalesce(c.user_id, 0), coalesce(u.email, ''), c.integration, c.key, c.old_value, c.new_value, c.changed_at
+		FROM setting_changes c LEFT JOIN users u ON u.id = c.user_id
+		WHERE c.account_id = ? AND c.integration = ? ORDER BY c.id DESC LIMIT ?`,
+		accountID, integration, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	var out []services.SettingChange
+	for rows.Next() {
+		var c services.SettingChange
+		var at int64
+		if err := rows.Scan(&c.ID, &c.AccountID, &c.UserID, &c.UserEmail, &c.Integration, &c.Key, &c.OldValue, &c.NewValue, &at); err != nil {
+			return nil, err
+		}
+		c.ChangedAt = fromMillis(at)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

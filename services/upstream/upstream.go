@@ -1,0 +1,259 @@
+// Package upstream guards every call the console makes to an outside
+// service: one circuit breaker per upstream (sony/gobreaker), a timeout, the
+// request's correlation id, metrics, and the translation of what went wrong
+// into the console's error codes. Every upstream client (Vapi, Twilio,
+// Resend, Google) gets its *http.Client from here.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/ava/console/services"
+)
+
+// Settings configure every breaker and client.
+type Settings struct {
+	// Timeout bounds each call (UPSTREAM_TIMEOUT).
+	Timeout time.Duration
+	// FailureThreshold consecutive failures open a breaker.
+	FailureThreshold uint32
+	// RecoveryTimeout is how long a breaker stays open before it lets probes through.
+	RecoveryTimeout time.Duration
+	// SuccessThreshold consecutive successful probes close it again.
+	SuccessThreshold uint32
+}
+
+// Outcomes of an upstream call, as ava_upstream_requests_total labels them.
+const (
+	OutcomeSuccess     = "success"
+	OutcomeClientError = "client_error"  // 4xx about our request: neither success nor failure
+	OutcomeRateLimited = "rate_limited"  // 429: failure
+	OutcomeServerError = "server_error"  // 5xx: failure
+	OutcomeTimeout     = "timeout"       // no answer in time: failure
+	OutcomeTransport   = "network_error" // connection refused, reset, dropped: failure
+	OutcomeCanceled    = "canceled"      // the caller went away: neither
+	OutcomeRejected    = "breaker_open"  // not sent: the breaker is open
+)
+
+// Guards holds the breakers of all upstreams and the transport they share.
+type Guards struct {
+	settings Settings
+	log      *slog.Logger
+	base     *http.Transport
+
+	mu       sync.Mutex
+	breakers map[string]*Breaker
+
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	state    *prometheus.GaugeVec
+}
+
+// NewGuards registers the upstream metrics and returns an empty set of breakers.
+func NewGuards(s Settings, log *slog.Logger, reg prometheus.Registerer) (*Guards, error) {
+	base, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return nil, errors.New("http.DefaultTransport is not an *http.Transport")
+	}
+	t := base.Clone()
+	t.MaxIdleConnsPerHost = 32
+	g := &Guards{
+		settings: s, log: log, base: t, breakers: map[string]*Breaker{},
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ava_upstream_requests_total", Help: "Calls to outside services, by upstream and outcome.",
+		}, []string{"upstream", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ava_upstream_request_duration_seconds", Help: "Time outside services took to answer, by upstream.",
+			Buckets: []float64{.025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"upstream"}),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ava_circuit_breaker_state", Help: "Circuit breaker state by upstream: 0 closed, 1 half-open, 2 open.",
+		}, []string{"upstream"}),
+	}
+	for _, c := range []prometheus.Collector{g.requests, g.duration, g.state} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// Settings returns the settings the guards were built with.
+func (g *Guards) Settings() Settings { return g.settings }
+
+// Breaker returns the breaker of an upstream ("vapi", "twilio"...), creating it on first use.
+func (g *Guards) Breaker(upstream string) *Breaker {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if b, ok := g.breakers[upstream]; ok {
+		return b
+	}
+	b := &Breaker{name: upstream, guards: g, timeout: g.settings.RecoveryTimeout}
+	//nolint:bodyclose // the breaker passes responses through; the client closes them
+	b.cb = gobreaker.NewCircuitBreaker[*http.Response](gobreaker.Settings{
+		Name:        upstream,
+		MaxRequests: g.settings.SuccessThreshold,
+		Interval:    0, // closed: count consecutive failures, never reset on a clock
+		Timeout:     g.settings.RecoveryTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.ConsecutiveFailures >= g.settings.FailureThreshold
+		},
+		IsExcluded: func(err error) bool {
+			var neutral neutralError
+			return errors.As(err, &neutral)
+		},
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			if to == gobreaker.StateOpen {
+				b.openedAt.Store(time.Now().UnixNano())
+			}
+			g.state.WithLabelValues(name).Set(stateValue(to))
+			g.log.Warn("circuit breaker state changed",
+				slog.String("upstream", name), slog.String("from", from.String()), slog.String("to", to.String()))
+		},
+	})
+	g.state.WithLabelValues(upstream).Set(0)
+	g.breakers[upstream] = b
+	return b
+}
+
+// Client returns an HTTP client for an upstream: bounded by the timeout,
+// sending the correlation id, guarded by the upstream's breaker, over the
+// shared connection pool.
+func (g *Guards) Client(upstream string) *http.Client {
+	return &http.Client{
+		Timeout: g.settings.Timeout,
+		Transport: services.CorrelationTransport{
+			Base: &guardedTransport{breaker: g.Breaker(upstream), base: g.base},
+		},
+	}
+}
+
+func stateValue(s gobreaker.State) float64 {
+	switch s {
+	case gobreaker.StateHalfOpen:
+		return 1
+	case gobreaker.StateOpen:
+		return 2
+	default:
+		return 0
+	}
+}
+
+// Breaker is one upstream's circuit breaker.
+type Breaker struct {
+	name     string
+	guards   *Guards
+	cb       *gobreaker.CircuitBreaker[*http.Response]
+	timeout  time.Duration
+	openedAt atomic.Int64
+}
+
+// State is "closed", "half-open" or "open".
+func (b *Breaker) State() string {
+	s := b.cb.State() // also moves open to half-open once the timeout passed
+	b.guards.state.WithLabelValues(b.name).Set(stateValue(s))
+	return s.String()
+}
+
+// RetryAfter is how long until the open breaker lets a probe through (at
+// least a second); zero when it is not open.
+func (b *Breaker) RetryAfter() time.Duration {
+	if b.cb.State() != gobreaker.StateOpen {
+		return 0
+	}
+	left := time.Until(time.Unix(0, b.openedAt.Load()).Add(b.timeout))
+	return max(left, time.Second)
+}
+
+// neutralError marks answers that count neither as success nor as failure:
+// the upstream's 4xx about our request, and the caller's cancellation.
+type neutralError struct{ error }
+
+// failureError marks an answer that counts as a failure (5xx, 429).
+type failureError struct{ status int }
+
+func (e failureError) Error() string { return fmt.Sprintf("upstream answered %d", e.status) }
+
+// guardedTransport runs each round trip through the breaker and records it.
+type guardedTransport struct {
+	breaker *Breaker
+	base    http.RoundTripper
+}
+
+func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	b := t.breaker
+	g := b.guards
+	start := time.Now()
+	outcome := ""
+	resp, err := b.cb.Execute(func() (*http.Response, error) {
+		resp, err := t.base.RoundTrip(req)
+		switch {
+		case err != nil && errors.Is(req.Context().Err(), context.Canceled):
+			outcome = OutcomeCanceled
+			return nil, neutralError{err}
+		case err != nil && isTimeout(err, req):
+			outcome = OutcomeTimeout
+			return nil, err
+		case err != nil:
+			outcome = OutcomeTransport
+			return nil, err
+		case resp.StatusCode == http.StatusTooManyRequests:
+			outcome = OutcomeRateLimited
+			return resp, failureError{resp.StatusCode}
+		case resp.StatusCode >= 500:
+			outcome = OutcomeServerError
+			return resp, failureError{resp.StatusCode}
+		case resp.StatusCode >= 400:
+			outcome = OutcomeClientError
+			return resp, neutralError{failureError{resp.StatusCode}}
+		default:
+			outcome = OutcomeSuccess
+			return resp, nil
+		}
+	})
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		g.requests.WithLabelValues(b.name, OutcomeRejected).Inc()
+		return nil, &OpenError{Upstream: b.name, RetryAfter: b.RetryAfter()}
+	}
+	g.requests.WithLabelValues(b.name, outcome).Inc()
+	g.duration.WithLabelValues(b.name).Observe(time.Since(start).Seconds())
+	if resp != nil {
+		// An HTTP answer, whatever its status, goes back to the client,
+		// which reads the upstream's own error message from it.
+		return resp, nil
+	}
+	var neutral neutralError
+	if errors.As(err, &neutral) {
+		return nil, neutral.error
+	}
+	return nil, err
+}
+
+func isTimeout(err error, req *http.Request) bool {
+	if errors.Is(req.Context().Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// OpenError is returned, without calling the upstream, while its breaker is open.
+type OpenError struct {
+	Upstream   string
+	RetryAfter time.Duration
+}
+
+func (e *OpenError) Error() string {
+	return fmt.Sprintf("%s circuit breaker is open; retry in %s", e.Upstream, e.RetryAfter.Round(time.Second))
+}

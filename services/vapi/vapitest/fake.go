@@ -1,0 +1,295 @@
+// Package vapitest is a wire-level fake of Vapi's REST API for tests: it
+// speaks Vapi's JSON (assistants, errors), checks the Bearer key, validates
+// PATCHes like Vapi does, and fails on demand (5xx, 429, 4xx, slow answers,
+// dropped connections). Unit tests and the browser tests use it.
+package vapitest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Failure is how the fake answers the next matching requests instead of
+// doing its job.
+type Failure struct {
+	// Status and Message make an error answer in Vapi's format.
+	Status  int
+	Message string
+	// RetryAfter, when set, is sent as the Retry-After header.
+	RetryAfter string
+	// Drop closes the connection without an answer.
+	Drop bool
+	// Delay waits before answering (or failing), unless the client gives up first.
+	Delay time.Duration
+}
+
+// Request is what the fake received.
+type Request struct {
+	Method        string
+	Path          string
+	Authorization string
+	CorrelationID string
+	Body          map[string]any
+}
+
+// Server is the fake. Create it with New and serve it with httptest.
+type Server struct {
+	mu         sync.Mutex
+	keys       map[string]bool // valid private keys
+	assistants map[string]map[string]any
+	failures   []Failure
+	always     *Failure
+	delay      time.Duration
+	requests   []Request
+}
+
+// New returns a fake with no keys and no assistants.
+func New() *Server {
+	return &Server{keys: map[string]bool{}, assistants: map[string]map[string]any{}}
+}
+
+// DefaultAssistant returns an assistant as Vapi lists it, with an 11labs voice.
+func DefaultAssistant(id string) map[string]any {
+	return map[string]any{
+		"id":                 id,
+		"orgId":              "0b7f8c9e-5d0b-4a4e-9d59-2c1f0f6b8a11",
+		"name":               "Front desk",
+		"firstMessage":       "Hello, thanks for calling. How can I help you today?",
+		"maxDurationSeconds": 600.0,
+		"voice":              map[string]any{"provider": "11labs", "voiceId": "burt", "speed": 1.0, "stability": 0.5},
+		"model":              map[string]any{"provider": "openai", "model": "gpt-4o", "temperature": 0.7},
+		"transcriber":        map[string]any{"provider": "deepgram", "model": "nova-2", "language": "en"},
+		"createdAt":          "2026-10-01T09:30:00.000Z",
+		"updatedAt":          "2026-11-20T14:05:11.123Z",
+	}
+}
+
+// AddKey makes a private API key valid.
+func (s *Server) AddKey(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys[key] = true
+}
+
+// PutAssistant stores (replaces) an assistant.
+func (s *Server) PutAssistant(a map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.assistants[a["id"].(string)] = a
+}
+
+// Assistant returns a copy of a stored assistant, as Vapi has it now.
+func (s *Server) Assistant(id string) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return clone(s.assistants[id])
+}
+
+// FailNext makes the next n requests fail with f.
+func (s *Server) FailNext(n int, f Failure) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := 0; i < n; i++ {
+		s.failures = append(s.failures, f)
+	}
+}
+
+// FailAlways makes every request fail with f until Recover.
+func (s *Server) FailAlways(f Failure) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.always = &f
+}
+
+// Recover ends FailAlways and drops queued failures.
+func (s *Server) Recover() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.always, s.failures = nil, nil
+}
+
+// SetDelay makes every answer wait d.
+func (s *Server) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
+// Requests returns what the fake received so far.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// ResetRequests forgets the requests received so far.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+func clone(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	b, _ := json.Marshal(m)
+	var out map[string]any
+	_ = json.Unmarshal(b, &out)
+	return out
+}
+
+func writeError(w http.ResponseWriter, status int, message any, retryAfter string) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"message": message, "error": http.StatusText(status), "statusCode": status,
+	})
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	req := Request{
+		Method: r.Method, Path: r.URL.Path, Authorization: r.Header.Get("Authorization"),
+		CorrelationID: r.Header.Get("X-Correlation-ID"),
+	}
+	if len(body) > 0 {
+		_ = json.Unmarshal(body, &req.Body)
+	}
+	s.mu.Lock()
+	s.requests = append(s.requests, req)
+	var failure *Failure
+	if s.always != nil {
+		f := *s.always
+		failure = &f
+	} else if len(s.failures) > 0 {
+		f := s.failures[0]
+		s.failures = s.failures[1:]
+		failure = &f
+	}
+	delay := s.delay
+	s.mu.Unlock()
+
+	if failure != nil && failure.Delay > 0 {
+		delay = failure.Delay
+	}
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if failure != nil {
+		if failure.Drop {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+			panic(http.ErrAbortHandler)
+		}
+		if failure.Status != 0 {
+			msg := failure.Message
+			if msg == "" {
+				msg = http.StatusText(failure.Status)
+			}
+			writeError(w, failure.Status, msg, failure.RetryAfter)
+			return
+		}
+	}
+	s.serve(w, r, req)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, req Request) {
+	key := strings.TrimPrefix(req.Authorization, "Bearer ")
+	s.mu.Lock()
+	valid := s.keys[key]
+	s.mu.Unlock()
+	if !valid {
+		writeError(w, http.StatusUnauthorized, "Invalid Key. Hot tip, make sure you're using the private key.", "")
+		return
+	}
+	id, ok := strings.CutPrefix(r.URL.Path, "/assistant/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("Cannot %s %s", r.Method, r.URL.Path), "")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, found := s.assistants[id]
+	if !found {
+		writeError(w, http.StatusNotFound, "Couldn't Get Assistant. Assistant Not Found.", "")
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPatch:
+		if msgs := validatePatch(req.Body); len(msgs) > 0 {
+			writeError(w, http.StatusBadRequest, msgs, "")
+			return
+		}
+		for k, v := range req.Body {
+			a[k] = v
+		}
+		a["updatedAt"] = time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("Cannot %s %s", r.Method, r.URL.Path), "")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_ = json.NewEncoder(w).Encode(a)
+}
+
+// validatePatch checks what Vapi checks of the fields the console sends.
+func validatePatch(body map[string]any) []string {
+	var msgs []string
+	if v, ok := body["firstMessage"]; ok {
+		if _, isString := v.(string); !isString {
+			msgs = append(msgs, "firstMessage must be a string")
+		}
+	}
+	if v, ok := body["maxDurationSeconds"]; ok {
+		f, isNum := v.(float64)
+		switch {
+		case !isNum:
+			msgs = append(msgs, "maxDurationSeconds must be a number conforming to the specified constraints")
+		case f < 10:
+			msgs = append(msgs, "maxDurationSeconds must not be less than 10")
+		case f > 43200:
+			msgs = append(msgs, "maxDurationSeconds must not be greater than 43200")
+		}
+	}
+	if v, ok := body["voice"]; ok {
+		voice, _ := v.(map[string]any)
+		provider, _ := voice["provider"].(string)
+		if provider == "" {
+			msgs = append(msgs, "voice.provider must be one of the following values: 11labs, cartesia, openai, lmnt, azure, playht, deepgram")
+		}
+		if _, hasID := voice["voiceId"]; !hasID {
+			msgs = append(msgs, "voice.voiceId should not be empty")
+		}
+		ranges := map[string][2]float64{"11labs": {0.7, 1.2}, "openai": {0.25, 4}, "lmnt": {0.25, 2}}
+		if rg, ok := ranges[provider]; ok {
+			if sp, ok := voice["speed"].(float64); ok && (sp < rg[0] || sp > rg[1]) {
+				msgs = append(msgs, fmt.Sprintf("voice.speed must not be less than %g or greater than %g", rg[0], rg[1]))
+			}
+		}
+		if provider == "cartesia" {
+			gc, _ := voice["generationConfig"].(map[string]any)
+			if sp, ok := gc["speed"].(float64); ok && (sp < 0.6 || sp > 1.5) {
+				msgs = append(msgs, "voice.generationConfig.speed must not be less than 0.6 or greater than 1.5")
+			}
+		}
+	}
+	return msgs
+}
