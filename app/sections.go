@@ -60,6 +60,8 @@ func section(name, desc string, st integrations.Status) handlers.Section {
 		s.State, s.StateKind = "Failing: calls paused", "warn"
 	case st.LastErrorAt != nil && (st.LastOKAt == nil || st.LastErrorAt.After(*st.LastOKAt)):
 		s.State, s.StateKind = "Last call failed", "warn"
+	case st.Source == integrations.SourceStub:
+		s.State, s.StateKind = "Stub (development only)", "warn"
 	case st.Source == integrations.SourceAccount:
 		s.State, s.StateKind = "Connected", "ok"
 	default:

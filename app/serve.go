@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os/signal"
 	"strconv"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 	"github.com/ava/console/services/secrets"
 	"github.com/ava/console/services/upstream"
 	"github.com/ava/console/services/vapi"
+	"github.com/ava/console/services/vapi/vapitest"
 )
 
 // shutdownGrace bounds how long in-flight requests may take to finish after
@@ -69,8 +71,12 @@ func serve(getenv env, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	vapiKind := vapi.Kind(cfg.VapiAPIKey, cfg.VapiAssistantID)
+	if cfg.StubsAllowed() {
+		vapiKind.Stub = map[string]string{vapi.FieldAPIKey: vapitest.StubKey, vapi.FieldAssistantID: vapitest.StubAssistantID}
+	}
 	creds := integrations.NewCredentials(db, sealer, log,
-		vapi.Kind(cfg.VapiAPIKey, cfg.VapiAssistantID),
+		vapiKind,
 		integrations.Kind{Name: services.IntegrationTwilio, Fields: []integrations.Field{{Name: "account_sid"}, {Name: "auth_token", Secret: true}},
 			Env: map[string]string{"account_sid": cfg.TwilioAccountSID, "auth_token": cfg.TwilioAuthToken}},
 		integrations.Kind{Name: services.IntegrationEmail, Fields: []integrations.Field{{Name: "api_key", Secret: true}},
@@ -78,6 +84,10 @@ func serve(getenv env, logOut io.Writer) error {
 		integrations.Kind{Name: services.IntegrationCalendar, Fields: []integrations.Field{{Name: "access_token", Secret: true}}},
 	)
 	vapiSettings := vapi.NewService(vapi.NewClient(cfg.VapiBaseURL, guards.Client(services.IntegrationVapi)), creds, db, cfg.UpstreamTimeout)
+	if cfg.StubsAllowed() {
+		stub := &http.Client{Transport: services.CorrelationTransport{Base: vapitest.NewStub()}}
+		vapiSettings.WithStub(vapi.NewClient("http://vapi.stub", stub))
+	}
 	statuses := integrations.NewReporter(creds, func(name string) string { return guards.Breaker(name).State() })
 
 	app, err := handlers.NewApp(handlers.Deps{

@@ -145,7 +145,7 @@ func (h *Handlers) handleError(c *fiber.Ctx, err error) error {
 		c.Status(status)
 		return h.renderPage(c, "error", titles[appErr.Code], "", errorPage{
 			Title: titles[appErr.Code],
-			Alert: components.Alert{Title: alertTitle(appErr), Message: message, Reference: corr},
+			Alert: components.Alert{Title: message, Reference: corr},
 		})
 	}
 }

@@ -19,6 +19,9 @@ import (
 const (
 	SourceAccount     = "account"
 	SourceEnvironment = "environment"
+	// SourceStub is the built-in stand-in for the provider, used only in
+	// development with INTEGRATIONS_STUB_MODE on and nothing else configured.
+	SourceStub = "stub"
 )
 
 // Field is one credential field of an integration.
@@ -36,13 +39,17 @@ type Kind struct {
 	// Env holds the environment's values by field; used only when every
 	// field has one and the account stored none.
 	Env map[string]string
+	// Stub, when set, are the values of the built-in stand-in, used when
+	// nothing else is configured. Only set when stubs are allowed (never in
+	// production).
+	Stub map[string]string
 }
 
 // Resolved are the credentials an integration uses for an account.
 type Resolved struct {
 	// Values by field; nil when nothing is configured.
 	Values map[string]string
-	// Source is SourceAccount, SourceEnvironment or "" (not configured).
+	// Source is SourceAccount, SourceEnvironment, SourceStub or "" (not configured).
 	Source string
 	// Hints are the values safe to show, by field.
 	Hints     map[string]string
@@ -109,15 +116,20 @@ func (c *Credentials) Resolve(ctx context.Context, accountID int64, integration 
 	default:
 		return Resolved{}, services.Internal(err)
 	}
-	if len(k.Fields) == 0 {
-		return Resolved{}, nil
-	}
+	envComplete := len(k.Fields) > 0
 	for _, f := range k.Fields {
 		if k.Env[f.Name] == "" {
-			return Resolved{}, nil
+			envComplete = false
 		}
 	}
-	return Resolved{Values: k.Env, Source: SourceEnvironment, Hints: hints(k, k.Env)}, nil
+	switch {
+	case envComplete:
+		return Resolved{Values: k.Env, Source: SourceEnvironment, Hints: hints(k, k.Env)}, nil
+	case k.Stub != nil:
+		return Resolved{Values: k.Stub, Source: SourceStub, Hints: hints(k, k.Stub)}, nil
+	default:
+		return Resolved{}, nil
+	}
 }
 
 func hints(k Kind, values map[string]string) map[string]string {

@@ -48,6 +48,7 @@ type AuditStore interface {
 // Service reads and changes an account's Vapi assistant settings.
 type Service struct {
 	client  *Client
+	stub    *Client
 	creds   *integrations.Credentials
 	audit   AuditStore
 	timeout time.Duration
@@ -67,24 +68,41 @@ func (s *Service) Connection(ctx context.Context, accountID int64) (integrations
 	return s.creds.Resolve(ctx, accountID, services.IntegrationVapi)
 }
 
-func (s *Service) credentials(ctx context.Context, accountID int64) (apiKey, assistantID string, err error) {
+// credentials returns the client and credentials to use for the account:
+// the stub's client when the source is the stub.
+func (s *Service) credentials(ctx context.Context, accountID int64) (client *Client, apiKey, assistantID string, err error) {
 	r, err := s.Connection(ctx, accountID)
 	if err != nil {
-		return "", "", err
+		return nil, "", "", err
 	}
 	if !r.Configured() {
-		return "", "", ErrNotConnected
+		return nil, "", "", ErrNotConnected
 	}
-	return r.Values[FieldAPIKey], r.Values[FieldAssistantID], nil
+	client = s.client
+	if r.Source == integrations.SourceStub {
+		if s.stub == nil {
+			return nil, "", "", services.Errorf(services.EFORBIDDEN, "Stub integrations are not allowed here.")
+		}
+		client = s.stub
+	}
+	return client, r.Values[FieldAPIKey], r.Values[FieldAssistantID], nil
+}
+
+// WithStub sets the client of the built-in stand-in for Vapi, used when an
+// account's credentials resolve to the stub (development with
+// INTEGRATIONS_STUB_MODE only).
+func (s *Service) WithStub(c *Client) *Service {
+	s.stub = c
+	return s
 }
 
 // fetch reads the assistant. No cache: every read reaches Vapi, but
 // concurrent reads of the same assistant with the same key share one call.
-func (s *Service) fetch(ctx context.Context, apiKey, assistantID string) (*Assistant, error) {
+func (s *Service) fetch(ctx context.Context, client *Client, apiKey, assistantID string) (*Assistant, error) {
 	sum := sha256.Sum256([]byte(apiKey))
-	key := assistantID + "/" + hex.EncodeToString(sum[:8])
+	key := client.baseURL + "/" + assistantID + "/" + hex.EncodeToString(sum[:8])
 	v, err, _ := s.reads.Do(key, func() (any, error) {
-		return s.client.GetAssistant(ctx, apiKey, assistantID)
+		return client.GetAssistant(ctx, apiKey, assistantID)
 	})
 	if err != nil {
 		return nil, err
@@ -118,11 +136,11 @@ func (s *Service) translate(err error, assistantID string) error {
 
 // List returns the assistant's settings as they are at Vapi now.
 func (s *Service) List(ctx context.Context, accountID int64) ([]Setting, error) {
-	apiKey, assistantID, err := s.credentials(ctx, accountID)
+	client, apiKey, assistantID, err := s.credentials(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.fetch(ctx, apiKey, assistantID)
+	a, err := s.fetch(ctx, client, apiKey, assistantID)
 	if err != nil {
 		err = s.translate(err, assistantID)
 		s.creds.RecordResult(ctx, accountID, services.IntegrationVapi, err)
@@ -155,11 +173,11 @@ func (s *Service) Update(ctx context.Context, accountID, userID int64, key strin
 	if err != nil {
 		return Setting{}, err
 	}
-	apiKey, assistantID, err := s.credentials(ctx, accountID)
+	client, apiKey, assistantID, err := s.credentials(ctx, accountID)
 	if err != nil {
 		return Setting{}, err
 	}
-	a, err := s.fetch(ctx, apiKey, assistantID)
+	a, err := s.fetch(ctx, client, apiKey, assistantID)
 	if err != nil {
 		err = s.translate(err, assistantID)
 		s.creds.RecordResult(ctx, accountID, services.IntegrationVapi, err)
@@ -173,7 +191,7 @@ func (s *Service) Update(ctx context.Context, accountID, userID int64, key strin
 	if patch == nil {
 		return before, nil // already so: nothing to send, nothing to record
 	}
-	updated, err := s.client.UpdateAssistant(ctx, apiKey, assistantID, patch)
+	updated, err := client.UpdateAssistant(ctx, apiKey, assistantID, patch)
 	if err != nil {
 		err = s.translate(err, assistantID)
 		s.creds.RecordResult(ctx, accountID, services.IntegrationVapi, err)
@@ -239,11 +257,11 @@ func (s *Service) Connect(ctx context.Context, accountID int64, apiKey, assistan
 // Test checks the credentials in use by fetching the assistant, and
 // returns the assistant's name.
 func (s *Service) Test(ctx context.Context, accountID int64) (string, error) {
-	apiKey, assistantID, err := s.credentials(ctx, accountID)
+	client, apiKey, assistantID, err := s.credentials(ctx, accountID)
 	if err != nil {
 		return "", err
 	}
-	a, err := s.client.GetAssistant(ctx, apiKey, assistantID)
+	a, err := client.GetAssistant(ctx, apiKey, assistantID)
 	if err != nil {
 		err = s.translate(err, assistantID)
 		s.creds.RecordResult(ctx, accountID, services.IntegrationVapi, err)

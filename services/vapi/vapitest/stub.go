@@ -1,0 +1,35 @@
+package vapitest
+
+import (
+	"net/http"
+	"net/http/httptest"
+)
+
+// The stub's credentials: what an account resolves to when
+// INTEGRATIONS_STUB_MODE is on (development only) and nothing is configured.
+const (
+	StubKey         = "stub-vapi-key"
+	StubAssistantID = "stub-assistant"
+)
+
+// NewStub returns a fake seeded with the stub's key and assistant, served
+// in process: the console's built-in stand-in for Vapi.
+func NewStub() *Server {
+	s := New()
+	s.AddKey(StubKey)
+	a := DefaultAssistant(StubAssistantID)
+	a["name"] = "Stub assistant"
+	s.PutAssistant(a)
+	return s
+}
+
+// RoundTrip serves a request in process, so the stub needs no listener.
+func (s *Server) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	if req.Body == nil { // client requests may have none; handlers expect one
+		req = req.Clone(req.Context())
+		req.Body = http.NoBody
+	}
+	s.ServeHTTP(rec, req)
+	return rec.Result(), nil
+}
