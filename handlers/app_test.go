@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,13 +22,23 @@ import (
 	"github.com/ava/console/handlers"
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/account"
+	"github.com/ava/console/services/integrations"
+	"github.com/ava/console/services/secrets"
 	"github.com/ava/console/services/sqlite"
+	"github.com/ava/console/services/upstream"
+	"github.com/ava/console/services/vapi"
+	"github.com/ava/console/services/vapi/vapitest"
 )
 
 // testApp is the real console (real SQLite in a temp folder, real account
 // service) driven through fiber's app.Test, with a cookie jar like a browser.
 type testApp struct {
-	t        *testing.T
+	t *testing.T
+	// vapi is the wire-level fake Vapi the console talks to; guards are
+	// the real breakers in front of it.
+	vapi     *vapitest.Server
+	vapiURL  string
+	guards   *upstream.Guards
 	app      *fiber.App
 	db       *sqlite.DB
 	accounts *account.Service
@@ -53,10 +64,31 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-type appOption func(*handlers.Deps)
+// appSetup is what a test may change before the app is built.
+type appSetup struct {
+	deps     handlers.Deps
+	upstream upstream.Settings
+	// vapiEnv are VAPI_API_KEY and VAPI_ASSISTANT_ID.
+	vapiEnv [2]string
+}
+
+type appOption func(*appSetup)
 
 func withConfig(f func(*handlers.Config)) appOption {
-	return func(d *handlers.Deps) { f(&d.Config) }
+	return func(s *appSetup) { f(&s.deps.Config) }
+}
+
+func withDeps(f func(*handlers.Deps)) appOption {
+	return func(s *appSetup) { f(&s.deps) }
+}
+
+func withUpstream(f func(*upstream.Settings)) appOption {
+	return func(s *appSetup) { f(&s.upstream) }
+}
+
+// withVapiEnv sets the environment's Vapi credentials (VAPI_API_KEY, VAPI_ASSISTANT_ID).
+func withVapiEnv(key, assistantID string) appOption {
+	return func(s *appSetup) { s.vapiEnv = [2]string{key, assistantID} }
 }
 
 func newTestApp(t *testing.T, opts ...appOption) *testApp {
@@ -72,25 +104,55 @@ func newTestApp(t *testing.T, opts ...appOption) *testApp {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
+	log := services.NewLogger(logs, slog.LevelDebug, "json")
 	reg := prometheus.NewRegistry()
-	deps := handlers.Deps{
-		Config:   handlers.Config{RateLimiting: true},
-		Logger:   services.NewLogger(logs, slog.LevelDebug, "json"),
-		Accounts: accounts,
-		DB:       db,
-		Sections: func(context.Context, services.User) ([]handlers.Section, error) {
-			return []handlers.Section{{Name: "API tokens", Href: "/tokens", State: "No active tokens", StateKind: "off"}}, nil
+	setup := appSetup{
+		deps: handlers.Deps{
+			Config:   handlers.Config{RateLimiting: true},
+			Logger:   log,
+			Accounts: accounts,
+			DB:       db,
+			Sections: func(context.Context, services.User) ([]handlers.Section, error) {
+				return []handlers.Section{{Name: "API tokens", Href: "/tokens", State: "No active tokens", StateKind: "off"}}, nil
+			},
+			Registry: reg,
 		},
-		Registry: reg,
+		upstream: upstream.Settings{
+			Timeout: 2 * time.Second, FailureThreshold: 3, RecoveryTimeout: 30 * time.Second, SuccessThreshold: 2,
+		},
 	}
 	for _, o := range opts {
-		o(&deps)
+		o(&setup)
 	}
-	app, err := handlers.NewApp(deps)
+
+	// The same wiring as app/serve.go, against a fake Vapi.
+	fake := vapitest.New()
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	guards, err := upstream.NewGuards(setup.upstream, log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testApp{t: t, app: app, db: db, accounts: accounts, logs: logs, registry: reg, cookies: map[string]string{}}
+	sealer, err := secrets.NewSealer(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := integrations.NewCredentials(db, sealer, log, vapi.Kind(setup.vapiEnv[0], setup.vapiEnv[1]))
+	if setup.deps.Vapi == nil {
+		setup.deps.Vapi = vapi.NewService(vapi.NewClient(srv.URL, guards.Client(services.IntegrationVapi)), creds, db, setup.upstream.Timeout)
+	}
+	if setup.deps.Integrations == nil {
+		setup.deps.Integrations = integrations.NewReporter(creds, func(name string) string { return guards.Breaker(name).State() })
+	}
+
+	app, err := handlers.NewApp(setup.deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testApp{
+		t: t, app: app, db: db, accounts: accounts, logs: logs, registry: reg, cookies: map[string]string{},
+		vapi: fake, vapiURL: srv.URL, guards: guards,
+	}
 }
 
 // do sends a request, keeping cookies like a browser would.

@@ -213,11 +213,11 @@ func TestRouteRateLimits(t *testing.T) {
 }
 
 func TestPanicsAreRecovered(t *testing.T) {
-	a := newTestApp(t, func(d *handlers.Deps) {
+	a := newTestApp(t, withDeps(func(d *handlers.Deps) {
 		d.Sections = func(context.Context, services.User) ([]handlers.Section, error) {
 			panic("sections exploded: secret detail")
 		}
-	})
+	}))
 	a.signedIn()
 	resp, body := a.get("/", "X-Correlation-ID", "panic-1")
 	if resp.StatusCode != http.StatusInternalServerError {
