@@ -39,9 +39,11 @@ func homeSections(accounts *account.Service, statuses *integrations.Reporter) ha
 		vapi := section("Vapi settings", "What your assistant says first, how long calls may last, how fast it speaks.",
 			byName[services.IntegrationVapi])
 		vapi.Href = "/vapi"
+		numbers := section("Phone numbers", "The Twilio numbers that ring your receptionist.", byName[services.IntegrationTwilio])
+		numbers.Href = "/numbers"
 		return []handlers.Section{
 			vapi,
-			section("Phone numbers", "The Twilio numbers that ring your receptionist.", byName[services.IntegrationTwilio]),
+			numbers,
 			section("Email", "Outgoing email through Resend.", byName[services.IntegrationEmail]),
 			section("Calendar", "Your Google Calendar, for booking.", byName[services.IntegrationCalendar]),
 			{Name: "API tokens", Description: "Tokens for the JSON API.", Href: "/tokens", State: tokenState, StateKind: tokenKind},

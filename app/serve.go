@@ -23,6 +23,7 @@ import (
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/integrations"
 	"github.com/ava/console/services/secrets"
+	"github.com/ava/console/services/twilio"
 	"github.com/ava/console/services/upstream"
 	"github.com/ava/console/services/vapi"
 	"github.com/ava/console/services/vapi/vapitest"
@@ -77,8 +78,7 @@ func serve(getenv env, logOut io.Writer) error {
 	}
 	creds := integrations.NewCredentials(db, sealer, log,
 		vapiKind,
-		integrations.Kind{Name: services.IntegrationTwilio, Fields: []integrations.Field{{Name: "account_sid"}, {Name: "auth_token", Secret: true}},
-			Env: map[string]string{"account_sid": cfg.TwilioAccountSID, "auth_token": cfg.TwilioAuthToken}},
+		twilio.Kind(cfg.TwilioAccountSID, cfg.TwilioAuthToken),
 		integrations.Kind{Name: services.IntegrationEmail, Fields: []integrations.Field{{Name: "api_key", Secret: true}},
 			Env: map[string]string{"api_key": cfg.ResendAPIKey}},
 		integrations.Kind{Name: services.IntegrationCalendar, Fields: []integrations.Field{{Name: "access_token", Secret: true}}},
@@ -88,6 +88,16 @@ func serve(getenv env, logOut io.Writer) error {
 		stub := &http.Client{Transport: services.CorrelationTransport{Base: vapitest.NewStub()}}
 		vapiSettings.WithStub(vapi.NewClient("http://vapi.stub", stub))
 	}
+	twilioHTTP := guards.Client(services.IntegrationTwilio)
+	twilioHTTP.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if twilioHTTP.Transport, err = twilio.NewRewriteTransport(twilioHTTP.Transport, cfg.TwilioBaseURL); err != nil {
+		return err
+	}
+	twilioPool, err := twilio.NewPool(twilio.PoolSize, twilioHTTP, reg)
+	if err != nil {
+		return err
+	}
+	twilioNumbers := twilio.NewService(twilioPool, creds, cfg.UpstreamTimeout)
 	statuses := integrations.NewReporter(creds, func(name string) string { return guards.Breaker(name).State() })
 
 	app, err := handlers.NewApp(handlers.Deps{
@@ -102,6 +112,7 @@ func serve(getenv env, logOut io.Writer) error {
 		Sections:     homeSections(accounts, statuses),
 		Registry:     reg,
 		Vapi:         vapiSettings,
+		Twilio:       twilioNumbers,
 		Integrations: statuses,
 	})
 	if err != nil {

@@ -25,6 +25,8 @@ import (
 	"github.com/ava/console/services/integrations"
 	"github.com/ava/console/services/secrets"
 	"github.com/ava/console/services/sqlite"
+	"github.com/ava/console/services/twilio"
+	"github.com/ava/console/services/twilio/twiliotest"
 	"github.com/ava/console/services/upstream"
 	"github.com/ava/console/services/vapi"
 	"github.com/ava/console/services/vapi/vapitest"
@@ -36,8 +38,11 @@ type testApp struct {
 	t *testing.T
 	// vapi is the wire-level fake Vapi the console talks to; guards are
 	// the real breakers in front of it.
-	vapi     *vapitest.Server
-	vapiURL  string
+	vapi    *vapitest.Server
+	vapiURL string
+	// twilio is the wire-level fake Twilio, behind the real client pool.
+	twilio   *twiliotest.Server
+	pool     *twilio.Pool
 	guards   *upstream.Guards
 	app      *fiber.App
 	db       *sqlite.DB
@@ -70,6 +75,13 @@ type appSetup struct {
 	upstream upstream.Settings
 	// vapiEnv are VAPI_API_KEY and VAPI_ASSISTANT_ID.
 	vapiEnv [2]string
+	// twilioEnv are TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.
+	twilioEnv [2]string
+}
+
+// withTwilioEnv sets the environment's Twilio credentials.
+func withTwilioEnv(sid, token string) appOption {
+	return func(s *appSetup) { s.twilioEnv = [2]string{sid, token} }
 }
 
 type appOption func(*appSetup)
@@ -137,7 +149,22 @@ func newTestApp(t *testing.T, opts ...appOption) *testApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := integrations.NewCredentials(db, sealer, log, vapi.Kind(setup.vapiEnv[0], setup.vapiEnv[1]))
+	creds := integrations.NewCredentials(db, sealer, log,
+		vapi.Kind(setup.vapiEnv[0], setup.vapiEnv[1]), twilio.Kind(setup.twilioEnv[0], setup.twilioEnv[1]))
+	twilioFake := twiliotest.New()
+	twilioSrv := httptest.NewServer(twilioFake)
+	t.Cleanup(twilioSrv.Close)
+	twilioHTTP := guards.Client(services.IntegrationTwilio)
+	if twilioHTTP.Transport, err = twilio.NewRewriteTransport(twilioHTTP.Transport, twilioSrv.URL); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := twilio.NewPool(twilio.PoolSize, twilioHTTP, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if setup.deps.Twilio == nil {
+		setup.deps.Twilio = twilio.NewService(pool, creds, setup.upstream.Timeout)
+	}
 	if setup.deps.Vapi == nil {
 		setup.deps.Vapi = vapi.NewService(vapi.NewClient(srv.URL, guards.Client(services.IntegrationVapi)), creds, db, setup.upstream.Timeout)
 	}
@@ -151,7 +178,7 @@ func newTestApp(t *testing.T, opts ...appOption) *testApp {
 	}
 	return &testApp{
 		t: t, app: app, db: db, accounts: accounts, logs: logs, registry: reg, cookies: map[string]string{},
-		vapi: fake, vapiURL: srv.URL, guards: guards,
+		vapi: fake, vapiURL: srv.URL, guards: guards, twilio: twilioFake, pool: pool,
 	}
 }
 

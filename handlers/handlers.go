@@ -75,6 +75,7 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// Vapi is the Vapi settings service; Integrations reports statuses.
 	Vapi         VapiSettings
+	Twilio       TwilioNumbers
 	Integrations IntegrationStatuses
 }
 
@@ -90,6 +91,7 @@ type Handlers struct {
 	engine   *html.Engine
 
 	vapi         VapiSettings
+	twilio       TwilioNumbers
 	integrations IntegrationStatuses
 }
 
@@ -109,7 +111,7 @@ func NewApp(d Deps) (*fiber.App, error) {
 	}
 	h := &Handlers{
 		cfg: d.Config, log: d.Logger, accounts: d.Accounts, db: d.DB, sections: d.Sections,
-		registry: d.Registry, vapi: d.Vapi, integrations: d.Integrations,
+		registry: d.Registry, vapi: d.Vapi, twilio: d.Twilio, integrations: d.Integrations,
 	}
 	var err error
 	if h.metrics, err = newHTTPMetrics(d.Registry); err != nil {

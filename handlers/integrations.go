@@ -36,6 +36,8 @@ type integrationCard struct {
 
 type connectForm struct {
 	AssistantID string
+	AccountSID  string
+	APIKeySID   string
 	Error       string
 	Field       string
 	Saved       bool
@@ -84,22 +86,7 @@ func (h *Handlers) vapiConnect(c *fiber.Ctx) error {
 	if !isHTMX(c) && err == nil {
 		return c.Redirect("/integrations", fiber.StatusSeeOther)
 	}
-	st, serr := h.integrations.Status(ctx, u.AccountID, services.IntegrationVapi)
-	if serr != nil {
-		return serr
-	}
-	card := integrationCard{Status: st, Label: integrationLabels[st.Name], Form: form, CSRF: csrfToken(c)}
-	if !isHTMX(c) {
-		return h.renderPage(c, "integrations", "Integrations", "integrations", integrationsPage{Cards: []integrationCard{card}})
-	}
-	if err := h.renderFragment(c, "fragments/integration_card", card); err != nil {
-		return err
-	}
-	if err == nil {
-		h.log.InfoContext(ctx, "vapi connected")
-		return toast(c, components.ToastSuccess, "Vapi connected")
-	}
-	return nil
+	return h.renderIntegrationCard(c, services.IntegrationVapi, form, err == nil, "Vapi connected")
 }
 
 // vapiTest checks the credentials in use and reports the result in place.

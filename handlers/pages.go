@@ -21,8 +21,15 @@ import (
 var navItems = []components.NavItem{
 	{Label: "Home", Href: "/", Key: "home"},
 	{Label: "Vapi settings", Href: "/vapi", Key: "vapi"},
+	{Label: "Phone numbers", Href: "/numbers", Key: "numbers"},
 	{Label: "Integrations", Href: "/integrations", Key: "integrations"},
 	{Label: "API tokens", Href: "/tokens", Key: "tokens"},
+}
+
+// fieldLabels name credential fields for people.
+var fieldLabels = map[string]string{
+	"api_key": "API key", "assistant_id": "Assistant ID", "account_sid": "Account SID",
+	"auth_token": "Auth token", "api_key_sid": "API key SID", "access_token": "Access token",
 }
 
 // page is what every page template receives.
@@ -80,6 +87,22 @@ func newEngine() (*html.Engine, error) {
 			default:
 				b, _ := json.Marshal(x)
 				return string(b)
+			}
+		},
+		"fieldLabel": func(field string) string {
+			if l, ok := fieldLabels[field]; ok {
+				return l
+			}
+			return field
+		},
+		"breakerLabel": func(state string) string {
+			switch state {
+			case "open":
+				return "Open: calls are paused after repeated failures"
+			case "half-open":
+				return "Half-open: trying again"
+			default:
+				return "Closed: calls go through"
 			}
 		},
 		"when": func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },

@@ -48,6 +48,10 @@ func (h *Handlers) routes(app *fiber.App) {
 	r.get("/fragments/vapi/settings", vapiList, h.requirePage, h.vapiSettingsFragment)
 	r.post("/vapi/settings/:key", d, h.requirePage, h.vapiSettingSave)
 	r.get("/fragments/vapi/changes", d, h.requirePage, h.vapiChangesFragment)
+	r.post("/integrations/twilio", d, h.requirePage, h.twilioConnect)
+	r.post("/integrations/twilio/test", d, h.requirePage, h.twilioTest)
+	r.get("/numbers", d, h.requirePage, h.numbersShow)
+	r.get("/fragments/twilio/numbers", d, h.requirePage, h.numbersFragment)
 
 	// JSON API.
 	r.get("/api/openapi.json", d, func(c *fiber.Ctx) error {
@@ -59,6 +63,8 @@ func (h *Handlers) routes(app *fiber.App) {
 	r.put("/api/v1/integrations/vapi/credentials", d, h.requireAPI, h.apiVapiCredentials)
 	r.get("/api/v1/vapi/settings", vapiList, h.requireAPI, h.apiVapiSettings)
 	r.put("/api/v1/vapi/settings/:key", d, h.requireAPI, h.apiVapiSettingPut)
+	r.put("/api/v1/integrations/twilio/credentials", d, h.requireAPI, h.apiTwilioCredentials)
+	r.get("/api/v1/twilio/numbers", d, h.requireAPI, h.apiTwilioNumbers)
 
 	// Anything else: 404 in the caller's format, through the error handler.
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })

@@ -30,6 +30,8 @@ type Field struct {
 	// Secret fields are masked to their last four characters when shown;
 	// identifiers are shown in full.
 	Secret bool
+	// Optional fields may be empty (Twilio's API key SID).
+	Optional bool
 }
 
 // Kind describes an integration's credentials and their environment fallback.
@@ -118,7 +120,7 @@ func (c *Credentials) Resolve(ctx context.Context, accountID int64, integration 
 	}
 	envComplete := len(k.Fields) > 0
 	for _, f := range k.Fields {
-		if k.Env[f.Name] == "" {
+		if k.Env[f.Name] == "" && !f.Optional {
 			envComplete = false
 		}
 	}
@@ -135,6 +137,9 @@ func (c *Credentials) Resolve(ctx context.Context, accountID int64, integration 
 func hints(k Kind, values map[string]string) map[string]string {
 	out := map[string]string{}
 	for _, f := range k.Fields {
+		if values[f.Name] == "" && f.Optional {
+			continue
+		}
 		if f.Secret {
 			out[f.Name] = secrets.Mask(values[f.Name])
 		} else {
