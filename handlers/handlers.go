@@ -7,6 +7,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -89,6 +90,9 @@ type Handlers struct {
 	registry *prometheus.Registry
 	metrics  *httpMetrics
 	engine   *html.Engine
+
+	limitersMu sync.Mutex
+	limiters   map[string]fiber.Handler
 
 	vapi         VapiSettings
 	twilio       TwilioNumbers

@@ -135,14 +135,30 @@ func (h *Handlers) route(label string, p policy, hs []fiber.Handler) []fiber.Han
 		if budget == "" {
 			budget = label
 		}
-		out = append(out, h.limiter(label, budget, p.max, whoKey))
+		out = append(out, h.sharedLimiter(budget, p.max))
 	}
 	return append(out, hs...)
 }
 
+// sharedLimiter returns the limiter of a budget, one instance per budget:
+// routes naming the same budget share its counters even in memory.
+func (h *Handlers) sharedLimiter(budget string, limit int) fiber.Handler {
+	h.limitersMu.Lock()
+	defer h.limitersMu.Unlock()
+	if l, ok := h.limiters[budget]; ok {
+		return l
+	}
+	if h.limiters == nil {
+		h.limiters = map[string]fiber.Handler{}
+	}
+	l := h.limiter(budget, limit, whoKey)
+	h.limiters[budget] = l
+	return l
+}
+
 // signInLimiter limits sign-in and setup attempts per client IP, always.
 func (h *Handlers) signInLimiter(label string) fiber.Handler {
-	return h.limiter(label, "signin:"+label, h.cfg.SignInLimit, func(c *fiber.Ctx) string { return "ip:" + c.IP() })
+	return h.limiter("signin:"+label, h.cfg.SignInLimit, func(c *fiber.Ctx) string { return "ip:" + c.IP() })
 }
 
 // whoKey is whom a request is counted against: the account when signed in,
@@ -154,10 +170,9 @@ func whoKey(c *fiber.Ctx) string {
 	return "ip:" + c.IP()
 }
 
-// limiter is one route's rate limiter (one instance per route; routes share
-// a budget only when they name the same one). label names the route in the
-// rejections metric.
-func (h *Handlers) limiter(label, budget string, limit int, who func(*fiber.Ctx) string) fiber.Handler {
+// limiter is one budget's rate limiter. A refusal is counted in the
+// rejections metric under the route that was refused.
+func (h *Handlers) limiter(budget string, limit int, who func(*fiber.Ctx) string) fiber.Handler {
 	return limiter.New(limiter.Config{
 		Max:        limit,
 		Expiration: time.Minute,
@@ -166,7 +181,8 @@ func (h *Handlers) limiter(label, budget string, limit int, who func(*fiber.Ctx)
 			return "ava:ratelimit:" + budget + ":" + who(c)
 		},
 		LimitReached: func(c *fiber.Ctx) error {
-			h.metrics.rateLimited(label)
+			route, _ := c.Locals(localRoute).(string)
+			h.metrics.rateLimited(route)
 			wait, _ := strconv.Atoi(string(c.Response().Header.Peek(fiber.HeaderRetryAfter)))
 			return &services.Error{
 				Code:       services.ERATELIMIT,

@@ -105,6 +105,18 @@ func newEngine() (*html.Engine, error) {
 				return "Closed: calls go through"
 			}
 		},
+		// auditValue shows a JSON value of the audit trail: strings as
+		// their text in quotes, numbers as they are.
+		"auditValue": func(raw string) string {
+			var v any
+			if err := json.Unmarshal([]byte(raw), &v); err != nil {
+				return raw
+			}
+			if s, ok := v.(string); ok {
+				return "\u201c" + s + "\u201d"
+			}
+			return raw
+		},
 		"when": func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
 		"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	})

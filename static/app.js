@@ -10,6 +10,11 @@
   document.addEventListener("htmx:afterSwap", function (e) {
     var target = e.detail.target;
     if (!target || !target.querySelector) return;
+    // An outerHTML swap replaces the target: look for its successor by id.
+    if (!document.contains(target) && target.id) {
+      target = document.getElementById(target.id);
+      if (!target) return;
+    }
     var alert = target.querySelector('[role="alert"]');
     if (alert) alert.focus();
   });
