@@ -200,11 +200,10 @@ func (s *Service) Update(ctx context.Context, accountID, userID int64, key strin
 	s.creds.RecordResult(ctx, accountID, services.IntegrationVapi, nil)
 	after, _ := Find(FromAssistant(updated), key)
 	after.UpdatedAt = s.now().UTC()
-	oldJSON, _ := json.Marshal(before.Value)
-	newJSON, _ := json.Marshal(after.Value)
+	oldJSON, newJSON := auditJSON(before.Value), auditJSON(after.Value)
 	if err := s.audit.RecordSettingChange(ctx, services.SettingChange{
 		AccountID: accountID, UserID: userID, Integration: services.IntegrationVapi, Key: key,
-		OldValue: string(oldJSON), NewValue: string(newJSON), ChangedAt: after.UpdatedAt,
+		OldValue: oldJSON, NewValue: newJSON, ChangedAt: after.UpdatedAt,
 	}); err != nil {
 		// Vapi has the new value; failing to record it must not claim otherwise.
 		return after, services.Internal(fmt.Errorf("setting saved at Vapi but not recorded: %w", err))
@@ -272,4 +271,14 @@ func (s *Service) Test(ctx context.Context, accountID int64) (string, error) {
 		return a.ID, nil
 	}
 	return a.Name, nil
+}
+
+// auditJSON encodes a value for the audit trail as written, without
+// HTML-escaping (pages escape when they show it).
+func auditJSON(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return strings.TrimSuffix(b.String(), "\n")
 }
