@@ -186,7 +186,7 @@ func (h *Handlers) limiter(budget string, limit int, who func(*fiber.Ctx) string
 			wait, _ := strconv.Atoi(string(c.Response().Header.Peek(fiber.HeaderRetryAfter)))
 			return &services.Error{
 				Code:       services.ERATELIMIT,
-				Message:    fmt.Sprintf("Too many requests. Try again in %d seconds.", max(wait, 1)),
+				Message:    fmt.Sprintf("Too many requests. Try again in %d second%s.", max(wait, 1), plural(max(wait, 1))),
 				RetryAfter: time.Duration(max(wait, 1)) * time.Second,
 			}
 		},
@@ -263,4 +263,11 @@ func (h *Handlers) requireAPI(c *fiber.Ctx) error {
 		return services.Errorf(services.EUNAUTHORIZED, "The API token is invalid or revoked.")
 	}
 	return services.Errorf(services.EUNAUTHORIZED, "Send an API token in the Authorization header (Bearer) or sign in.")
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

@@ -25,7 +25,7 @@ func Error(display string, timeout time.Duration, err error) error {
 		secs := int(math.Ceil(open.RetryAfter.Seconds()))
 		return &services.Error{
 			Code:       services.EUNAVAILABLE,
-			Message:    fmt.Sprintf("%s has been failing, so calls to it are paused. Try again in %d seconds.", display, secs),
+			Message:    fmt.Sprintf("%s has been failing, so calls to it are paused. Try again in %s.", display, seconds(secs)),
 			RetryAfter: open.RetryAfter,
 			Err:        err,
 		}
@@ -66,7 +66,7 @@ func StatusError(display string, status int, providerMessage string, retryAfter 
 	case status == 429:
 		wait := "in a moment"
 		if retryAfter > 0 {
-			wait = fmt.Sprintf("in %d seconds", int(math.Ceil(retryAfter.Seconds())))
+			wait = "in " + seconds(int(math.Ceil(retryAfter.Seconds())))
 		}
 		return &services.Error{
 			Code:       services.EUPSTREAM,
@@ -81,4 +81,12 @@ func StatusError(display string, status int, providerMessage string, retryAfter 
 	default:
 		return &services.Error{Code: services.EUPSTREAM, Message: fmt.Sprintf("%s refused the request: %s", display, providerMessage)}
 	}
+}
+
+// seconds says n seconds in words ("1 second", "30 seconds").
+func seconds(n int) string {
+	if n == 1 {
+		return "1 second"
+	}
+	return fmt.Sprintf("%d seconds", n)
 }

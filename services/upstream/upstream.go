@@ -224,7 +224,9 @@ func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	})
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		g.requests.WithLabelValues(b.name, OutcomeRejected).Inc()
-		return nil, &OpenError{Upstream: b.name, RetryAfter: b.RetryAfter()}
+		// Half-open with its probes in flight (ErrTooManyRequests) has no
+		// time left on the clock: still tell the caller to wait a second.
+		return nil, &OpenError{Upstream: b.name, RetryAfter: max(b.RetryAfter(), time.Second)}
 	}
 	g.requests.WithLabelValues(b.name, outcome).Inc()
 	g.duration.WithLabelValues(b.name).Observe(time.Since(start).Seconds())
@@ -243,6 +245,17 @@ func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 func isTimeout(err error, req *http.Request) bool {
 	if errors.Is(req.Context().Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
 		return true
+	}
+	// http.Client's Timeout stops a RoundTripper it does not know (this
+	// one) by closing req.Cancel, which may come before the context's
+	// deadline fires: the call then fails with "request canceled".
+	//nolint:staticcheck // SA1019: Request.Cancel is deprecated, but http.Client still uses it for timeouts.
+	if req.Cancel != nil {
+		select {
+		case <-req.Cancel:
+			return true
+		default:
+		}
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()

@@ -221,7 +221,9 @@ func Patch(a *Assistant, key string, value any) (map[string]any, error) {
 		}
 		return map[string]any{"firstMessage": value}, nil
 	case KeyMaxDuration:
-		if a.MaxDurationSeconds != nil && int(*a.MaxDurationSeconds) == value.(int) {
+		// Compare with the value the console shows (Vapi's default when
+		// unset, rounded like FromAssistant does).
+		if current(a, key) == value {
 			return nil, nil
 		}
 		return map[string]any{"maxDurationSeconds": value}, nil
@@ -243,6 +245,12 @@ func Patch(a *Assistant, key string, value any) (map[string]any, error) {
 		return map[string]any{"voice": withVoiceSpeed(a.Voice, speed)}, nil
 	}
 	return nil, services.Errorf(services.ENOTFOUND, "Unknown setting %q.", key)
+}
+
+// current is the value FromAssistant shows for key.
+func current(a *Assistant, key string) any {
+	s, _ := Find(FromAssistant(a), key)
+	return s.Value
 }
 
 // Find returns the setting with key from a list.

@@ -1,0 +1,158 @@
+package vapi_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ava/console/services"
+	"github.com/ava/console/services/integrations"
+	"github.com/ava/console/services/secrets"
+	"github.com/ava/console/services/sqlite"
+	"github.com/ava/console/services/upstream"
+	"github.com/ava/console/services/vapi"
+	"github.com/ava/console/services/vapi/vapitest"
+)
+
+const (
+	testKey       = "sk-vapi-private-Q7x2Lm9Pz4Rt-abcd"
+	testAssistant = "asst-5b9c"
+)
+
+// world is the Vapi service wired as in app/serve.go: the real guarded
+// client over the wire-level fake, real SQLite, a real sealer.
+type world struct {
+	fake    *vapitest.Server
+	url     string
+	guards  *upstream.Guards
+	client  *vapi.Client
+	svc     *vapi.Service
+	creds   *integrations.Credentials
+	db      *sqlite.DB
+	dbPath  string
+	user    services.User
+	logs    *lockedBuffer
+	breaker func() string
+	// beforeFake, when set, runs before the fake serves each request (it
+	// may queue a failure for that very request).
+	mu         sync.Mutex
+	beforeFake func(r *http.Request)
+}
+
+type worldOptions struct {
+	upstream upstream.Settings
+	env      [2]string
+	stub     map[string]string
+}
+
+type option func(*worldOptions)
+
+func withEnv(key, assistantID string) option {
+	return func(o *worldOptions) { o.env = [2]string{key, assistantID} }
+}
+
+func withSettings(f func(*upstream.Settings)) option {
+	return func(o *worldOptions) { f(&o.upstream) }
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func newWorld(t *testing.T, opts ...option) *world {
+	t.Helper()
+	o := worldOptions{upstream: upstream.Settings{
+		Timeout: 5 * time.Second, FailureThreshold: 3, RecoveryTimeout: time.Minute, SuccessThreshold: 2,
+	}}
+	for _, f := range opts {
+		f(&o)
+	}
+	ctx := context.Background()
+	w := &world{fake: vapitest.New(), logs: &lockedBuffer{}}
+	w.fake.AddKey(testKey)
+	w.fake.PutAssistant(vapitest.DefaultAssistant(testAssistant))
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.mu.Lock()
+		before := w.beforeFake
+		w.mu.Unlock()
+		if before != nil {
+			before(r)
+		}
+		w.fake.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(srv.Close)
+	w.url = srv.URL
+
+	log := services.NewLogger(w.logs, slog.LevelDebug, "json")
+	var err error
+	if w.guards, err = upstream.NewGuards(o.upstream, log, prometheus.NewRegistry()); err != nil {
+		t.Fatal(err)
+	}
+	w.dbPath = filepath.Join(t.TempDir(), "ava.db")
+	if w.db, err = sqlite.Open(ctx, w.dbPath); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.db.Close() })
+	if w.user, err = w.db.CreateUser(ctx, "owner@example.com", "hash", true); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := secrets.NewSealer(bytes.Repeat([]byte{9}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kind := vapi.Kind(o.env[0], o.env[1])
+	kind.Stub = o.stub
+	w.creds = integrations.NewCredentials(w.db, sealer, log, kind)
+	w.client = vapi.NewClient(srv.URL, w.guards.Client(services.IntegrationVapi))
+	w.svc = vapi.NewService(w.client, w.creds, w.db, o.upstream.Timeout)
+	w.breaker = func() string { return w.guards.Breaker(services.IntegrationVapi).State() }
+	return w
+}
+
+func (w *world) setBeforeFake(f func(r *http.Request)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.beforeFake = f
+}
+
+// connected stores the account's credentials through Connect, then forgets
+// the requests that took.
+func (w *world) connected(t *testing.T) {
+	t.Helper()
+	if _, _, err := w.svc.Connect(context.Background(), w.user.AccountID, testKey, testAssistant); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	w.fake.ResetRequests()
+}
+
+// requests returns the fake's requests with the given method ("" = all).
+func (w *world) requests(method string) []vapitest.Request {
+	var out []vapitest.Request
+	for _, r := range w.fake.Requests() {
+		if method == "" || r.Method == method {
+			out = append(out, r)
+		}
+	}
+	return out
+}
