@@ -66,12 +66,20 @@ func (h *Handlers) integrationsShow(c *fiber.Ctx) error {
 // The card comes back with the new status, or with Vapi's reason.
 func (h *Handlers) vapiConnect(c *fiber.Ctx) error {
 	u, _ := currentUser(c)
-	ctx := c.UserContext()
-	assistantID := c.FormValue("assistant_id")
-	_, _, err := h.vapi.Connect(ctx, u.AccountID, c.FormValue("api_key"), assistantID)
-	form := connectForm{AssistantID: assistantID}
+	form := connectForm{AssistantID: c.FormValue("assistant_id")}
+	_, _, err := h.vapi.Connect(c.UserContext(), u.AccountID, c.FormValue("api_key"), form.AssistantID)
+	return h.answerConnect(c, services.IntegrationVapi, form, err, "Vapi connected")
+}
+
+// answerConnect answers a connect form after the provider was asked: back to
+// the page (no htmx) or the card with the new status and a toast on success;
+// the card with the form as typed (secrets excepted) and the reason otherwise.
+func (h *Handlers) answerConnect(c *fiber.Ctx, name string, form connectForm, err error, savedToast string) error {
 	switch code := services.ErrorCode(err); {
 	case err == nil:
+		if !isHTMX(c) {
+			return c.Redirect("/integrations", fiber.StatusSeeOther)
+		}
 		form = connectForm{Saved: true}
 	case code == services.EINTERNAL:
 		return err
@@ -83,10 +91,7 @@ func (h *Handlers) vapiConnect(c *fiber.Ctx) error {
 		form.Error = services.ErrorMessage(err)
 		c.Status(statusOf(code))
 	}
-	if !isHTMX(c) && err == nil {
-		return c.Redirect("/integrations", fiber.StatusSeeOther)
-	}
-	return h.renderIntegrationCard(c, services.IntegrationVapi, form, err == nil, "Vapi connected")
+	return h.renderIntegrationCard(c, name, form, err == nil, savedToast)
 }
 
 // vapiTest checks the credentials in use and reports the result in place.

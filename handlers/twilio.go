@@ -66,28 +66,9 @@ func (h *Handlers) numbersFragment(c *fiber.Ctx) error {
 // twilioConnect checks and stores the account's Twilio credentials from the form.
 func (h *Handlers) twilioConnect(c *fiber.Ctx) error {
 	u, _ := currentUser(c)
-	ctx := c.UserContext()
-	accountSID := c.FormValue("account_sid")
-	apiKeySID := c.FormValue("api_key_sid")
-	_, err := h.twilio.Connect(ctx, u.AccountID, accountSID, c.FormValue("auth_token"), apiKeySID)
-	form := connectForm{AccountSID: accountSID, APIKeySID: apiKeySID}
-	switch code := services.ErrorCode(err); {
-	case err == nil:
-		form = connectForm{Saved: true}
-	case code == services.EINTERNAL:
-		return err
-	default:
-		var e *services.Error
-		if errors.As(err, &e) {
-			form.Field = e.Field
-		}
-		form.Error = services.ErrorMessage(err)
-		c.Status(statusOf(code))
-	}
-	if !isHTMX(c) && err == nil {
-		return c.Redirect("/integrations", fiber.StatusSeeOther)
-	}
-	return h.renderIntegrationCard(c, services.IntegrationTwilio, form, err == nil, "Twilio connected")
+	form := connectForm{AccountSID: c.FormValue("account_sid"), APIKeySID: c.FormValue("api_key_sid")}
+	_, err := h.twilio.Connect(c.UserContext(), u.AccountID, form.AccountSID, c.FormValue("auth_token"), form.APIKeySID)
+	return h.answerConnect(c, services.IntegrationTwilio, form, err, "Twilio connected")
 }
 
 // renderIntegrationCard answers a connect form: the card with the new status
