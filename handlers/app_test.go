@@ -155,6 +155,7 @@ func newTestApp(t *testing.T, opts ...appOption) *testApp {
 	twilioSrv := httptest.NewServer(twilioFake)
 	t.Cleanup(twilioSrv.Close)
 	twilioHTTP := guards.Client(services.IntegrationTwilio)
+	twilioHTTP.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if twilioHTTP.Transport, err = twilio.NewRewriteTransport(twilioHTTP.Transport, twilioSrv.URL); err != nil {
 		t.Fatal(err)
 	}

@@ -111,8 +111,8 @@ type RewriteTransport struct {
 	Target *url.URL
 }
 
-// NewRewriteTransport returns a transport to baseURL over base; nil when
-// baseURL is Twilio's own.
+// NewRewriteTransport returns a transport to baseURL over base; with
+// Twilio's own URL it passes requests through unchanged.
 func NewRewriteTransport(base http.RoundTripper, baseURL string) (*RewriteTransport, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil {

@@ -116,13 +116,13 @@ func (s *Service) list(ctx context.Context, c Credentials) ([]Number, error) {
 		}
 		// The SDK takes no context: the correlation id goes as a header,
 		// the timeout is the shared http.Client's.
-		resp, err := rc.Get(next, nil, map[string]any{services.CorrelationHeader: services.CorrelationID(ctx)}, "")
+		resp, err := rc.Get(next, nil, correlationHeaders(ctx), "")
 		if err != nil {
 			return nil, s.translate(err)
 		}
 		var body openapi.ListIncomingPhoneNumberResponse
 		err = json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&body)
-		_ = resp.Body.Close()
+		drainClose(resp)
 		if err != nil {
 			return nil, &services.Error{Code: services.EUPSTREAM, Message: "Twilio answered with a page the console could not read.", Err: err}
 		}
@@ -135,6 +135,14 @@ func (s *Service) list(ctx context.Context, c Credentials) ([]Number, error) {
 		}
 	}
 	return numbers, nil
+}
+
+// drainClose reads what is left of a body (a little) before closing it:
+// net/http puts a connection back in the shared pool only when its body was
+// read to the end, and closes it otherwise.
+func drainClose(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
 }
 
 func toNumber(n openapi.ApiV2010IncomingPhoneNumber) Number {
@@ -205,7 +213,7 @@ func (s *Service) Connect(ctx context.Context, accountID int64, accountSID, secr
 	c := Credentials{AccountSID: accountSID, APIKeySID: apiKeySID, Secret: secret}
 	rc := s.pool.Client(c)
 	probe := fmt.Sprintf("%s/2010-04-01/Accounts/%s/IncomingPhoneNumbers.json?PageSize=1", apiHost, url.PathEscape(accountSID))
-	resp, err := rc.Get(probe, nil, map[string]any{services.CorrelationHeader: services.CorrelationID(ctx)}, "")
+	resp, err := rc.Get(probe, nil, correlationHeaders(ctx), "")
 	if err != nil {
 		s.pool.Forget(c)
 		var te *client.TwilioRestError
@@ -218,8 +226,8 @@ func (s *Service) Connect(ctx context.Context, accountID int64, accountSID, secr
 		}
 		return integrations.Resolved{}, s.translate(err)
 	}
-	_ = resp.Body.Close()
-	old, _ := s.credentials(ctx, accountID)
+	drainClose(resp)
+	previous, _ := s.Connection(ctx, accountID)
 	values := map[string]string{FieldAccountSID: accountSID, FieldAuthToken: secret}
 	if apiKeySID != "" {
 		values[FieldAPIKeySID] = apiKeySID
@@ -228,8 +236,13 @@ func (s *Service) Connect(ctx context.Context, accountID int64, accountSID, secr
 	if err != nil {
 		return integrations.Resolved{}, err
 	}
-	if old != (Credentials{}) && old != c {
-		s.pool.Forget(old)
+	// The account's previous own credentials are done with; environment
+	// credentials stay pooled for the accounts that still use them.
+	if previous.Source == integrations.SourceAccount {
+		old := Credentials{AccountSID: previous.Values[FieldAccountSID], APIKeySID: previous.Values[FieldAPIKeySID], Secret: previous.Values[FieldAuthToken]}
+		if old != c {
+			s.pool.Forget(old)
+		}
 	}
 	s.creds.RecordResult(ctx, accountID, services.IntegrationTwilio, nil)
 	return r, nil
@@ -242,4 +255,14 @@ func (s *Service) Test(ctx context.Context, accountID int64) (int, error) {
 		return 0, err
 	}
 	return len(numbers), nil
+}
+
+// correlationHeaders are the headers that carry the request's correlation id
+// to Twilio (the SDK takes headers, not a context); none without an id.
+func correlationHeaders(ctx context.Context) map[string]any {
+	h := map[string]any{}
+	if id := services.CorrelationID(ctx); id != "" {
+		h[services.CorrelationHeader] = id
+	}
+	return h
 }

@@ -1,0 +1,188 @@
+package twilio_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/ava/console/services"
+	"github.com/ava/console/services/integrations"
+	"github.com/ava/console/services/secrets"
+	"github.com/ava/console/services/sqlite"
+	"github.com/ava/console/services/twilio"
+	"github.com/ava/console/services/twilio/twiliotest"
+	"github.com/ava/console/services/upstream"
+)
+
+// world is the Twilio service wired as in app/serve.go (guards.Client
+// ("twilio") + CheckRedirect + RewriteTransport + NewPool) against the
+// wire-level fake over TCP, with real SQLite and a real sealer.
+type world struct {
+	fake   *twiliotest.Server
+	guards *upstream.Guards
+	reg    *prometheus.Registry
+	pool   *twilio.Pool
+	svc    *twilio.Service
+	creds  *integrations.Credentials
+	db     *sqlite.DB
+	dbPath string
+	user   services.User
+	logs   *lockedBuffer
+	// dials counts the TCP connections the fake accepted.
+	dials atomic.Int64
+}
+
+type worldOptions struct {
+	upstream upstream.Settings
+	env      [2]string
+}
+
+type option func(*worldOptions)
+
+// withEnv sets TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.
+func withEnv(sid, token string) option {
+	return func(o *worldOptions) { o.env = [2]string{sid, token} }
+}
+
+func withSettings(f func(*upstream.Settings)) option {
+	return func(o *worldOptions) { f(&o.upstream) }
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func newWorld(t *testing.T, opts ...option) *world {
+	t.Helper()
+	o := worldOptions{upstream: upstream.Settings{
+		Timeout: 5 * time.Second, FailureThreshold: 3, RecoveryTimeout: time.Minute, SuccessThreshold: 2,
+	}}
+	for _, f := range opts {
+		f(&o)
+	}
+	ctx := context.Background()
+	w := &world{fake: twiliotest.New(), logs: &lockedBuffer{}, reg: prometheus.NewRegistry()}
+	srv := httptest.NewUnstartedServer(w.fake)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			w.dials.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	log := services.NewLogger(w.logs, slog.LevelDebug, "json")
+	var err error
+	if w.guards, err = upstream.NewGuards(o.upstream, log, w.reg); err != nil {
+		t.Fatal(err)
+	}
+	hc := w.guards.Client(services.IntegrationTwilio)
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if hc.Transport, err = twilio.NewRewriteTransport(hc.Transport, srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hc.CloseIdleConnections)
+	if w.pool, err = twilio.NewPool(twilio.PoolSize, hc, w.reg); err != nil {
+		t.Fatal(err)
+	}
+
+	w.dbPath = filepath.Join(t.TempDir(), "ava.db")
+	if w.db, err = sqlite.Open(ctx, w.dbPath); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.db.Close() })
+	if w.user, err = w.db.CreateUser(ctx, "owner@example.com", "hash", true); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := secrets.NewSealer(bytes.Repeat([]byte{9}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.creds = integrations.NewCredentials(w.db, sealer, log, twilio.Kind(o.env[0], o.env[1]))
+	w.svc = twilio.NewService(w.pool, w.creds, o.upstream.Timeout)
+	return w
+}
+
+// account creates fake account i with n numbers and returns its credentials.
+func (w *world) account(i, n int) (sid, token string) {
+	sid, token = twiliotest.AccountSID(i), twiliotest.AuthToken(i)
+	w.fake.AddAccount(sid, token, n)
+	return sid, token
+}
+
+// connected creates fake account 0 with n numbers, stores its credentials
+// through Connect, and forgets the requests that took.
+func (w *world) connected(t *testing.T, n int) (sid, token string) {
+	t.Helper()
+	sid, token = w.account(0, n)
+	if _, err := w.svc.Connect(context.Background(), w.user.AccountID, sid, token, ""); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	w.fake.ResetRequests()
+	return sid, token
+}
+
+func (w *world) breaker() string { return w.guards.Breaker(services.IntegrationTwilio).State() }
+
+func (w *world) numbers(ctx context.Context) ([]twilio.Number, error) {
+	return w.svc.Numbers(ctx, w.user.AccountID)
+}
+
+// metric returns a counter's value with the given labels (0 when absent).
+func (w *world) metric(t *testing.T, family string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := w.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != family {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			if mf.GetType() == dto.MetricType_COUNTER {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func (w *world) outcome(t *testing.T, outcome string) float64 {
+	t.Helper()
+	return w.metric(t, "ava_upstream_requests_total", map[string]string{"upstream": "twilio", "outcome": outcome})
+}
