@@ -141,7 +141,7 @@ func serve(getenv env, logOut io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing in-flight requests", slog.Duration("grace", shutdownGrace))
+	log.Info("shutting down: finishing in-flight requests", slog.String("grace", shutdownGrace.String()))
 	if err := app.ShutdownWithTimeout(shutdownGrace); err != nil {
 		log.Error("shutdown did not finish cleanly", slog.Any("error", err))
 	}
