@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ava/console/services/upstream/upstreamtest"
 )
 
 // Failure is how the fake answers the next matching requests instead.
@@ -50,12 +52,11 @@ type account struct {
 
 // Server is the fake. Serve it with httptest.
 type Server struct {
+	upstreamtest.Faults[Failure]
+	upstreamtest.Recorder[Request]
+
 	mu       sync.Mutex
 	accounts map[string]*account
-	failures []Failure
-	always   *Failure
-	delay    time.Duration
-	requests []Request
 }
 
 // New returns a fake with no accounts.
@@ -97,50 +98,6 @@ func (s *Server) AddAPIKey(accountSID, keySID, secret string) {
 	s.accounts[accountSID].apiKeys[keySID] = secret
 }
 
-// FailNext makes the next n requests fail with f.
-func (s *Server) FailNext(n int, f Failure) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := 0; i < n; i++ {
-		s.failures = append(s.failures, f)
-	}
-}
-
-// FailAlways makes every request fail with f until Recover.
-func (s *Server) FailAlways(f Failure) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.always = &f
-}
-
-// Recover ends FailAlways and drops queued failures.
-func (s *Server) Recover() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.always, s.failures = nil, nil
-}
-
-// SetDelay makes every answer wait d.
-func (s *Server) SetDelay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delay = d
-}
-
-// Requests returns what the fake received so far.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
-}
-
-// ResetRequests forgets the requests received so far.
-func (s *Server) ResetRequests() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests = nil
-}
-
 func writeError(w http.ResponseWriter, status, code int, message string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -151,54 +108,31 @@ func writeError(w http.ResponseWriter, status, code int, message string) {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	user, pass, _ := r.BasicAuth()
-	s.mu.Lock()
-	s.requests = append(s.requests, Request{
+	s.Record(Request{
 		Path: r.URL.Path, Query: r.URL.RawQuery, Username: user,
 		CorrelationID: r.Header.Get("X-Correlation-ID"), UserAgent: r.Header.Get("User-Agent"),
 	})
-	var failure *Failure
-	if s.always != nil {
-		f := *s.always
-		failure = &f
-	} else if len(s.failures) > 0 {
-		f := s.failures[0]
-		s.failures = s.failures[1:]
-		failure = &f
-	}
-	delay := s.delay
-	s.mu.Unlock()
-
-	if failure != nil && failure.Delay > 0 {
+	failure, failing, delay := s.Take()
+	if failing && failure.Delay > 0 {
 		delay = failure.Delay
 	}
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
+	if !upstreamtest.Wait(r, delay) {
+		return
 	}
-	if failure != nil {
-		switch {
-		case failure.Drop:
-			if hj, ok := w.(http.Hijacker); ok {
-				if conn, _, err := hj.Hijack(); err == nil {
-					_ = conn.Close()
-					return
-				}
-			}
-			panic(http.ErrAbortHandler)
-		case failure.Status != 0 && failure.Code == 0:
-			http.Error(w, http.StatusText(failure.Status), failure.Status)
-			return
-		case failure.Status != 0:
-			msg := failure.Message
-			if msg == "" {
-				msg = http.StatusText(failure.Status)
-			}
-			writeError(w, failure.Status, failure.Code, msg)
-			return
+	switch {
+	case failing && failure.Drop:
+		upstreamtest.Drop(w)
+		return
+	case failing && failure.Status != 0 && failure.Code == 0:
+		http.Error(w, http.StatusText(failure.Status), failure.Status)
+		return
+	case failing && failure.Status != 0:
+		msg := failure.Message
+		if msg == "" {
+			msg = http.StatusText(failure.Status)
 		}
+		writeError(w, failure.Status, failure.Code, msg)
+		return
 	}
 	s.serve(w, r, user, pass)
 }

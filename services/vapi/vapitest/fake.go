@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ava/console/services/upstream/upstreamtest"
 )
 
 // Failure is how the fake answers the next matching requests instead of
@@ -39,13 +41,12 @@ type Request struct {
 
 // Server is the fake. Create it with New and serve it with httptest.
 type Server struct {
+	upstreamtest.Faults[Failure]
+	upstreamtest.Recorder[Request]
+
 	mu         sync.Mutex
 	keys       map[string]bool // valid private keys
 	assistants map[string]map[string]any
-	failures   []Failure
-	always     *Failure
-	delay      time.Duration
-	requests   []Request
 }
 
 // New returns a fake with no keys and no assistants.
@@ -90,50 +91,6 @@ func (s *Server) Assistant(id string) map[string]any {
 	return clone(s.assistants[id])
 }
 
-// FailNext makes the next n requests fail with f.
-func (s *Server) FailNext(n int, f Failure) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := 0; i < n; i++ {
-		s.failures = append(s.failures, f)
-	}
-}
-
-// FailAlways makes every request fail with f until Recover.
-func (s *Server) FailAlways(f Failure) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.always = &f
-}
-
-// Recover ends FailAlways and drops queued failures.
-func (s *Server) Recover() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.always, s.failures = nil, nil
-}
-
-// SetDelay makes every answer wait d.
-func (s *Server) SetDelay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delay = d
-}
-
-// Requests returns what the fake received so far.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
-}
-
-// ResetRequests forgets the requests received so far.
-func (s *Server) ResetRequests() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests = nil
-}
-
 func clone(m map[string]any) map[string]any {
 	if m == nil {
 		return nil
@@ -164,48 +121,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(body) > 0 {
 		_ = json.Unmarshal(body, &req.Body)
 	}
-	s.mu.Lock()
-	s.requests = append(s.requests, req)
-	var failure *Failure
-	if s.always != nil {
-		f := *s.always
-		failure = &f
-	} else if len(s.failures) > 0 {
-		f := s.failures[0]
-		s.failures = s.failures[1:]
-		failure = &f
-	}
-	delay := s.delay
-	s.mu.Unlock()
-
-	if failure != nil && failure.Delay > 0 {
+	s.Record(req)
+	failure, failing, delay := s.Take()
+	if failing && failure.Delay > 0 {
 		delay = failure.Delay
 	}
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
+	if !upstreamtest.Wait(r, delay) {
+		return
 	}
-	if failure != nil {
-		if failure.Drop {
-			if hj, ok := w.(http.Hijacker); ok {
-				if conn, _, err := hj.Hijack(); err == nil {
-					_ = conn.Close()
-					return
-				}
-			}
-			panic(http.ErrAbortHandler)
+	switch {
+	case failing && failure.Drop:
+		upstreamtest.Drop(w)
+		return
+	case failing && failure.Status != 0:
+		msg := failure.Message
+		if msg == "" {
+			msg = http.StatusText(failure.Status)
 		}
-		if failure.Status != 0 {
-			msg := failure.Message
-			if msg == "" {
-				msg = http.StatusText(failure.Status)
-			}
-			writeError(w, failure.Status, msg, failure.RetryAfter)
-			return
-		}
+		writeError(w, failure.Status, msg, failure.RetryAfter)
+		return
 	}
 	s.serve(w, r, req)
 }
