@@ -117,9 +117,8 @@ func (h *Handlers) observe(c *fiber.Ctx) error {
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 	}
-	if u, ok := c.Locals(localUser).(services.User); ok {
-		attrs = append(attrs, slog.Int64("account_id", u.AccountID))
-	}
+	// account_id comes from the context (identify put it there), like
+	// correlation_id: the logger adds both.
 	h.log.LogAttrs(c.UserContext(), slog.LevelInfo, "request", attrs...)
 	return nil
 }

@@ -60,6 +60,10 @@ func TestAccessLogNamesTheAccount(t *testing.T) {
 	if last["account_id"] != float64(u.AccountID) || last["route"] != "GET /tokens" {
 		t.Fatalf("access log of a signed-in request: %v", last)
 	}
+	lines := strings.Split(strings.TrimSpace(a.logs.String()), "\n")
+	if raw := lines[len(lines)-1]; strings.Count(raw, `"account_id"`) != 1 {
+		t.Fatalf("the access log line must carry account_id once: %s", raw)
+	}
 	// Records written by handlers while serving carry it too.
 	for _, rec := range a.logLines() {
 		if rec["msg"] == "owner account created" && rec["correlation_id"] == nil {
