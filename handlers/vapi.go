@@ -186,7 +186,7 @@ func (h *Handlers) apiVapiSettingPut(c *fiber.Ctx) error {
 		Value json.RawMessage `json:"value"`
 	}
 	if err := json.Unmarshal(c.Body(), &body); err != nil || len(body.Value) == 0 || string(body.Value) == "null" {
-		return services.FieldError("value", `The body must be a JSON object with a "value" member, like {"value": 600}.`)
+		return services.FieldError("value", `The body must be a JSON object with a "value" member: %s takes %s.`, key, vapi.Allowed(key))
 	}
 	s, err := h.vapi.Update(c.UserContext(), u.AccountID, u.ID, key, body.Value)
 	if err != nil {

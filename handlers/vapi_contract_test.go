@@ -77,3 +77,24 @@ func TestVapiAPIContract(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestVapiAPIMissingValueSaysWhatIsAllowed: a body without a value names the
+// field and what the setting takes.
+func TestVapiAPIMissingValueSaysWhatIsAllowed(t *testing.T) {
+	a := newTestApp(t)
+	u := a.signedIn()
+	token, _ := a.apiToken(u.ID, "missing")
+	for key, want := range map[string]string{
+		"greeting_message":  "1 to 1000 characters",
+		"max_call_duration": "from 60 to 3600",
+		"voice_speed":       "from 0.5 to 1.2",
+	} {
+		resp, body := a.callAPI(apiRequest{method: "PUT", path: "/api/v1/vapi/settings/" + key, token: token, body: `{}`})
+		if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `"field":"value"`) || !strings.Contains(body, want) {
+			t.Errorf("%s: %d %s", key, resp.StatusCode, body)
+		}
+	}
+	if n := len(a.vapi.Requests()); n != 0 {
+		t.Errorf("%d calls to Vapi for bodies without a value", n)
+	}
+}

@@ -164,6 +164,20 @@ func fmtNum(f float64) string {
 	return s
 }
 
+// Allowed says in words which values a setting takes (the product's bounds;
+// voice_speed is narrowed further by the assistant's voice provider).
+func Allowed(key string) string {
+	switch key {
+	case KeyGreeting:
+		return fmt.Sprintf("a string of 1 to %d characters", GreetingMaxLen)
+	case KeyMaxDuration:
+		return fmt.Sprintf("a whole number of seconds from %d to %d", MinCallDuration, MaxCallDuration)
+	case KeyVoiceSpeed:
+		return fmt.Sprintf("a number from %s to %s, within the voice provider's range", fmtNum(MinVoiceSpeed), fmtNum(MaxVoiceSpeed))
+	}
+	return ""
+}
+
 // KnownKey reports whether key is a setting; unknown keys are 404s.
 func KnownKey(key string) bool {
 	for _, k := range Keys {
