@@ -68,9 +68,9 @@ func TestVapiSettingsLoadSaveAndRecentChanges(t *testing.T) {
 	expectCorrelated(t, fake.Requests(), correlationID(t, saved))
 
 	// The audit trail refreshes by itself: who, which setting, from what, to what.
-	change := getRoleIn(changes, "listitem", "").Filter(playwright.LocatorFilterOptions{HasText: "max_call_duration"})
+	change := getRoleIn(changes, "listitem", "").Filter(playwright.LocatorFilterOptions{HasText: "Maximum call duration"})
 	check(t, expect.Locator(change).ToHaveText(regexp.MustCompile(
-		`^\s*`+regexp.QuoteMeta(ownerEmail)+`\s+changed\s+max_call_duration\s+from\s+600\s+to\s+900\b`)), "recent change")
+		`^\s*`+regexp.QuoteMeta(ownerEmail)+`\s+changed\s+Maximum call duration\s+from\s+600\s+to\s+900\b`)), "recent change")
 	check(t, expect.Locator(change.Locator("time")).ToHaveAttribute("datetime", regexp.MustCompile(`^\d{4}-\d\d-\d\dT`)), "change time")
 
 	// A reload reads the value back from Vapi.
@@ -142,7 +142,7 @@ func TestVapiGreetingIsShownAsText(t *testing.T) {
 	if got := fake.Assistant(vapiAssistantID)["firstMessage"]; got != greeting {
 		t.Errorf("fake assistant firstMessage = %q, want %q", got, greeting)
 	}
-	change := getRoleIn(changesRegion(page), "listitem", "").Filter(playwright.LocatorFilterOptions{HasText: "greeting_message"})
+	change := getRoleIn(changesRegion(page), "listitem", "").Filter(playwright.LocatorFilterOptions{HasText: "changed Greeting message"})
 	check(t, expect.Locator(change).ToContainText("from"), "greeting change in the audit trail")
 	soft(t, expect.Locator(change).ToContainText(`<script>alert(1)</script>`, quickText), "audit trail shows the greeting as typed")
 

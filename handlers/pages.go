@@ -13,6 +13,7 @@ import (
 
 	"github.com/ava/console/components"
 	"github.com/ava/console/services"
+	"github.com/ava/console/services/vapi"
 	"github.com/ava/console/views"
 )
 
@@ -117,6 +118,7 @@ func newEngine() (*html.Engine, error) {
 			}
 			return raw
 		},
+		"settingLabel": vapi.Label,
 		"when": func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
 		"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	})

@@ -50,7 +50,7 @@ func TestVapiSettingsPageFlow(t *testing.T) {
 		t.Fatalf("refused save: %d\n%s", resp.StatusCode, body)
 	}
 	_, body = a.get("/fragments/vapi/changes", "HX-Request", "true")
-	if !strings.Contains(body, ownerEmail) || !strings.Contains(body, "max_call_duration") || !strings.Contains(body, "<code>600</code> to <code>900</code>") {
+	if !strings.Contains(body, ownerEmail) || !strings.Contains(body, "changed <strong>Maximum call duration</strong>") || !strings.Contains(body, "<code>600</code> to <code>900</code>") {
 		t.Fatalf("changes:\n%s", body)
 	}
 	_, body = a.get("/integrations")

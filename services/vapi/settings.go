@@ -132,7 +132,7 @@ func FromAssistant(a *Assistant) []Setting {
 	if a.MaxDurationSeconds != nil {
 		duration = int(math.Round(*a.MaxDurationSeconds))
 	}
-	speedSetting := Setting{Key: KeyVoiceSpeed, Label: "Voice speed", UpdatedAt: a.UpdatedAt}
+	speedSetting := Setting{Key: KeyVoiceSpeed, Label: Label(KeyVoiceSpeed), UpdatedAt: a.UpdatedAt}
 	if lo, hi, provider, ok := SpeedRange(a.Voice); ok {
 		speed, _ := voiceSpeed(a.Voice)
 		speedSetting.Value = speed
@@ -147,11 +147,11 @@ func FromAssistant(a *Assistant) []Setting {
 	}
 	return []Setting{
 		{
-			Key: KeyGreeting, Label: "Greeting message", Value: greeting, UpdatedAt: a.UpdatedAt,
+			Key: KeyGreeting, Label: Label(KeyGreeting), Value: greeting, UpdatedAt: a.UpdatedAt,
 			Constraint: fmt.Sprintf("1 to %d characters", GreetingMaxLen), Min: 1, Max: GreetingMaxLen,
 		},
 		{
-			Key: KeyMaxDuration, Label: "Maximum call duration", Value: duration, UpdatedAt: a.UpdatedAt,
+			Key: KeyMaxDuration, Label: Label(KeyMaxDuration), Value: duration, UpdatedAt: a.UpdatedAt,
 			Constraint: fmt.Sprintf("%d to %d seconds", MinCallDuration, MaxCallDuration), Min: MinCallDuration, Max: MaxCallDuration,
 		},
 		speedSetting,
@@ -162,6 +162,19 @@ func fmtNum(f float64) string {
 	s := fmt.Sprintf("%.2f", f)
 	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	return s
+}
+
+// Label is a setting's name for people ("Greeting message").
+func Label(key string) string {
+	switch key {
+	case KeyGreeting:
+		return "Greeting message"
+	case KeyMaxDuration:
+		return "Maximum call duration"
+	case KeyVoiceSpeed:
+		return "Voice speed"
+	}
+	return key
 }
 
 // Allowed says in words which values a setting takes (the product's bounds;
