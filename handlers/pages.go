@@ -119,8 +119,8 @@ func newEngine() (*html.Engine, error) {
 			return raw
 		},
 		"settingLabel": vapi.Label,
-		"when": func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
-		"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"when":         func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
+		"iso":          func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	})
 	if err := engine.Load(); err != nil {
 		return nil, err
