@@ -55,6 +55,8 @@ type Config struct {
 	// LimiterStorage shares rate-limit counters across instances (Redis);
 	// nil keeps them in memory.
 	LimiterStorage fiber.Storage
+	// LimiterKeyPrefix starts every rate-limit key ("ava:ratelimit:").
+	LimiterKeyPrefix string
 	// DefaultLimit is the per-route budget a minute (60); SignInLimit the
 	// budget for sign-in and setup attempts a minute per client IP.
 	DefaultLimit int
@@ -106,6 +108,9 @@ func NewApp(d Deps) (*fiber.App, error) {
 	}
 	if d.Config.SignInLimit == 0 {
 		d.Config.SignInLimit = 10
+	}
+	if d.Config.LimiterKeyPrefix == "" {
+		d.Config.LimiterKeyPrefix = "ava:ratelimit:"
 	}
 	if d.Config.VapiListLimit == 0 {
 		d.Config.VapiListLimit = 10

@@ -177,7 +177,7 @@ func (h *Handlers) limiter(budget string, limit int, who func(*fiber.Ctx) string
 		Expiration: time.Minute,
 		Storage:    h.cfg.LimiterStorage,
 		KeyGenerator: func(c *fiber.Ctx) string {
-			return "ava:ratelimit:" + budget + ":" + who(c)
+			return h.cfg.LimiterKeyPrefix + budget + ":" + who(c)
 		},
 		LimitReached: func(c *fiber.Ctx) error {
 			route, _ := c.Locals(localRoute).(string)

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -517,41 +516,6 @@ func TestVapiAPIUpstreamFailures(t *testing.T) {
 	})
 }
 
-// sharedStorage is an in-memory fiber.Storage shared by every limiter of
-// an app, as Redis is when REDIS_URL is set.
-type sharedStorage struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (s *sharedStorage) Get(key string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[key], nil
-}
-
-func (s *sharedStorage) Set(key string, val []byte, _ time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[key] = append([]byte(nil), val...)
-	return nil
-}
-
-func (s *sharedStorage) Delete(key string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, key)
-	return nil
-}
-
-func (s *sharedStorage) Reset() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m = map[string][]byte{}
-	return nil
-}
-
-func (s *sharedStorage) Close() error { return nil }
 
 // TestVapiAPIListRateLimit: listing the settings is limited to 10 a
 // minute, one budget for the JSON API and the htmx fragment.
@@ -562,12 +526,15 @@ func TestVapiAPIListRateLimit(t *testing.T) {
 		storage func() fiber.Storage
 	}{
 		{"in memory (no REDIS_URL)", func() fiber.Storage { return nil }},
-		{"shared storage (as with REDIS_URL)", func() fiber.Storage { return &sharedStorage{m: map[string][]byte{}} }},
+		{"Redis (REDIS_URL)", func() fiber.Storage { return redisStorage(t) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			a := newTestApp(t, withConfig(func(c *handlers.Config) { c.LimiterStorage = tt.storage() }))
+			a := newTestApp(t, withConfig(func(c *handlers.Config) {
+				c.LimiterStorage = tt.storage()
+				c.LimiterKeyPrefix = uniquePrefix()
+			}))
 			testListBudget(t, a)
 		})
 	}
