@@ -516,7 +516,6 @@ func TestVapiAPIUpstreamFailures(t *testing.T) {
 	})
 }
 
-
 // TestVapiAPIListRateLimit: listing the settings is limited to 10 a
 // minute, one budget for the JSON API and the htmx fragment.
 func TestVapiAPIListRateLimit(t *testing.T) {
