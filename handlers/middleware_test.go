@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -295,5 +296,19 @@ func TestHTMXErrorsAreFragments(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
 		!strings.Contains(body, `"correlation_id"`) {
 		t.Fatalf("readyz with the database closed: %d\n%s", resp.StatusCode, body)
+	}
+}
+
+func TestUnknownAddressesAreRateLimited(t *testing.T) {
+	a := newTestApp(t, withConfig(func(c *handlers.Config) { c.DefaultLimit = 2 }))
+	for i, want := range []int{404, 404, 429} {
+		resp, _ := a.apiGet(fmt.Sprintf("/api/v1/nope/%d", i), "")
+		if resp.StatusCode != want {
+			t.Fatalf("probe %d: %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+	_, metrics := a.get("/metrics")
+	if !strings.Contains(metrics, `ava_rate_limit_rejections_total{route="unmatched"} 1`) {
+		t.Fatal("the refusal is not counted under the unmatched route")
 	}
 }

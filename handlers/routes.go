@@ -67,7 +67,12 @@ func (h *Handlers) routes(app *fiber.App) {
 	r.get("/api/v1/twilio/numbers", d, h.requireAPI, h.apiTwilioNumbers)
 
 	// Anything else: 404 in the caller's format, through the error handler.
-	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+	// Rate limited like any route, so probing unknown addresses is too.
+	notFound := []any{}
+	for _, h := range h.route(unmatchedRoute, d, []fiber.Handler{func(*fiber.Ctx) error { return fiber.ErrNotFound }}) {
+		notFound = append(notFound, h)
+	}
+	app.Use(notFound...)
 }
 
 // router registers routes with their label and rate limit.
