@@ -7,6 +7,7 @@ package integrations
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -179,12 +180,18 @@ func (c *Credentials) Save(ctx context.Context, accountID int64, integration str
 // error's user-facing message and time, or the time of success. Failing to
 // record is logged, never returned: it must not hide the call's own result.
 func (c *Credentials) RecordResult(ctx context.Context, accountID int64, integration string, callErr error) {
+	if errors.Is(callErr, context.Canceled) {
+		return // the caller went away: nothing is known of the provider
+	}
 	if services.ErrorCode(callErr) == services.EUNAVAILABLE {
 		// Refused by the open breaker: the call never left, and the error
 		// that opened it is the one worth keeping (the status shows the
 		// breaker's state).
 		return
 	}
+	// What was learnt about the provider is kept even if the caller has
+	// gone meanwhile.
+	ctx = context.WithoutCancel(ctx)
 	var err error
 	if callErr == nil {
 		err = c.store.RecordIntegrationOK(ctx, accountID, integration, c.now())

@@ -102,7 +102,10 @@ func (s *Service) fetch(ctx context.Context, client *Client, apiKey, assistantID
 	sum := sha256.Sum256([]byte(apiKey))
 	key := client.baseURL + "/" + assistantID + "/" + hex.EncodeToString(sum[:8])
 	v, err, _ := s.reads.Do(key, func() (any, error) {
-		return client.GetAssistant(ctx, apiKey, assistantID)
+		// The call serves every caller waiting on it: one of them going
+		// away must not cancel it for the others (UPSTREAM_TIMEOUT still
+		// bounds it). The context keeps its values: the correlation id.
+		return client.GetAssistant(context.WithoutCancel(ctx), apiKey, assistantID)
 	})
 	if err != nil {
 		return nil, err

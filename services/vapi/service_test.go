@@ -697,3 +697,53 @@ func TestAccountsAreIsolated(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// One caller leaving does not cancel the read the others wait on, and a
+// caller's own cancellation says nothing about Vapi: no last error.
+func TestCallerLeavingCancelsNothingAndRecordsNothing(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.connected(t)
+	w.fake.ResetRequests()
+	w.fake.SetDelay(300 * time.Millisecond)
+
+	leaving, leave := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := w.svc.List(leaving, w.user.AccountID)
+		first <- err
+	}()
+	for len(w.fake.Requests()) == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	second := make(chan error, 1)
+	go func() {
+		_, err := w.svc.List(context.Background(), w.user.AccountID)
+		second <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let the second caller join the shared read
+	leave()
+	if err := <-second; err != nil {
+		t.Fatalf("the caller who stayed got %v", err)
+	}
+	<-first
+	if n := len(w.fake.Requests()); n != 1 {
+		t.Fatalf("%d upstream reads, want 1 shared", n)
+	}
+
+	// An update whose caller leaves before the PATCH: canceled, not recorded.
+	w.fake.ResetRequests()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel) // during the (slow) read
+	_, err := w.svc.Update(ctx, w.user.AccountID, w.user.ID, vapi.KeyMaxDuration, []byte("900"))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("update with a caller gone: %v", err)
+	}
+	h, herr := w.creds.Health(context.Background(), w.user.AccountID, "vapi")
+	if herr != nil || h.LastError != "" {
+		t.Fatalf("a caller leaving was recorded as Vapi's error: %+v %v", h, herr)
+	}
+	if got := w.fake.Assistant(testAssistant)["maxDurationSeconds"]; got != float64(600) {
+		t.Fatalf("Vapi changed to %v although the update was canceled", got)
+	}
+}
