@@ -4,10 +4,14 @@
 package twilio
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -130,5 +134,39 @@ func (t *RewriteTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		req.URL.Path = t.Target.Path + req.URL.Path
 		req.Host = t.Target.Host
 	}
-	return t.Base.RoundTrip(req)
+	resp, err := t.Base.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+		keepRetryAfter(resp)
+	}
+	return resp, err
+}
+
+// retryAfterDetail is where keepRetryAfter puts Twilio's Retry-After.
+const retryAfterDetail = "ava_retry_after_seconds"
+
+// keepRetryAfter copies the Retry-After header of a 429 into the error
+// body's "details": twilio-go decodes the body into a TwilioRestError and
+// drops the headers, and the user should know when to try again.
+func keepRetryAfter(resp *http.Response) {
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || secs < 0 {
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	var doc map[string]any
+	if err != nil || json.Unmarshal(body, &doc) != nil {
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return
+	}
+	details, _ := doc["details"].(map[string]any)
+	if details == nil {
+		details = map[string]any{}
+	}
+	details[retryAfterDetail] = secs
+	doc["details"] = details
+	out, _ := json.Marshal(doc)
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.Header.Del("Content-Length")
 }

@@ -187,8 +187,11 @@ func (s *Service) translate(err error) error {
 		return &services.Error{Code: services.EUPSTREAM, Err: err,
 			Message: "Twilio does not know this account (" + restError(te) + "). Check the Account SID on the Integrations page."}
 	default:
-		e := upstream.StatusError("Twilio", te.Status, restError(te), 0)
-		return e
+		var wait time.Duration
+		if secs, ok := te.Details[retryAfterDetail].(float64); ok {
+			wait = time.Duration(secs) * time.Second
+		}
+		return upstream.StatusError("Twilio", te.Status, restError(te), wait)
 	}
 }
 

@@ -565,3 +565,23 @@ func TestEnvironmentCredentials(t *testing.T) {
 		t.Errorf("after connecting: %d numbers, %v", len(numbers), err)
 	}
 }
+
+// Twilio's Retry-After on a 429 reaches the user, although twilio-go drops
+// response headers.
+func TestRateLimitSaysWhenToRetry(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.connected(t, 5)
+	w.fake.FailNext(1, twiliotest.Failure{Status: 429, Code: 20429, Message: "Too Many Requests", RetryAfter: "7"})
+	_, err := w.numbers(context.Background())
+	wantCode(t, err, services.EUPSTREAM,
+		"Twilio is rate limiting us (20429: Too Many Requests (https://www.twilio.com/docs/errors/20429)). Try again in 7 seconds.")
+	var e *services.Error
+	if !errors.As(err, &e) || e.RetryAfter != 7*time.Second {
+		t.Fatalf("RetryAfter of %v", err)
+	}
+	// The rewritten answer still reads as Twilio's: the next call works.
+	if n, err := w.numbers(context.Background()); err != nil || len(n) != 5 {
+		t.Fatalf("after the rate limit: %d numbers, %v", len(n), err)
+	}
+}

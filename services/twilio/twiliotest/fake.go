@@ -23,6 +23,8 @@ type Failure struct {
 	Status  int
 	Code    int
 	Message string
+	// RetryAfter, when set, is sent as the Retry-After header.
+	RetryAfter string
 	// Drop closes the connection without an answer.
 	Drop bool
 	// Delay waits before answering, unless the client gives up first.
@@ -127,6 +129,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(failure.Status), failure.Status)
 		return
 	case failing && failure.Status != 0:
+		if failure.RetryAfter != "" {
+			w.Header().Set("Retry-After", failure.RetryAfter)
+		}
 		msg := failure.Message
 		if msg == "" {
 			msg = http.StatusText(failure.Status)
