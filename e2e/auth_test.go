@@ -74,6 +74,16 @@ func TestAPITokenLifecycle(t *testing.T) {
 	check(t, expect.Locator(page.GetByText("No API tokens yet")).ToBeVisible(), "empty state")
 	check(t, expect.Locator(skeleton).ToHaveCount(0), "skeleton gone")
 
+	// A blank name (spaces pass the browser's "required"): the error is
+	// announced, focused, and tied to the field, which keeps what was typed.
+	fill(t, page, "Token name", "   ")
+	click(t, page, "button", "Create token")
+	nameError := page.Locator("#token-error").GetByRole("alert")
+	check(t, expect.Locator(nameError).ToContainText("Token name must be 1 to 64 characters"), "blank name refused")
+	check(t, expect.Locator(nameError).ToBeFocused(), "focus on the name error")
+	check(t, expect.Locator(getLabel(page, "Token name")).ToHaveAttribute("aria-invalid", "true"), "name field marked invalid")
+	check(t, expect.Locator(page.GetByText("No API tokens yet")).ToBeVisible(), "no token created")
+
 	// Create a token: shown once, toast, row with a Revoke button.
 	fill(t, page, "Token name", "ci-bot")
 	click(t, page, "button", "Create token")

@@ -107,6 +107,9 @@ func TestTokensPage(t *testing.T) {
 	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "Token name must be 1 to 64 characters") {
 		t.Fatalf("blank name: %d\n%s", resp.StatusCode, body)
 	}
+	if !strings.Contains(body, `aria-invalid="true" aria-describedby="token-error"`) || !strings.Contains(body, `id="token-error"`) {
+		t.Fatalf("the refused field is not marked invalid and tied to its error:\n%s", body)
+	}
 	resp, body = a.postForm("/tokens", url.Values{"name": {"deploy <script>"}}, htmx...)
 	m := newToken.FindStringSubmatch(body)
 	if resp.StatusCode != http.StatusOK || m == nil || resp.Header.Get("HX-Trigger") != "tokens-changed" ||

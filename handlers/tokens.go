@@ -10,9 +10,13 @@ import (
 	"github.com/ava/console/services/account"
 )
 
+// tokensPage is the tokens page's create form and its outcome.
 type tokensPage struct {
+	CSRF    string
 	MaxName int
 	Result  *tokenResult
+	// Input is the name as typed, kept when it was refused.
+	Input string
 }
 
 // tokenResult is the outcome of creating a token: the token, shown once, or
@@ -29,7 +33,7 @@ type tokenList struct {
 }
 
 func (h *Handlers) tokensShow(c *fiber.Ctx) error {
-	return h.renderPage(c, "tokens", "API tokens", "tokens", tokensPage{MaxName: account.MaxTokenName})
+	return h.renderPage(c, "tokens", "API tokens", "tokens", tokensPage{CSRF: csrfToken(c), MaxName: account.MaxTokenName})
 }
 
 // tokenList is the fragment listing the owner's tokens.
@@ -59,10 +63,11 @@ func (h *Handlers) tokenCreate(c *fiber.Ctx) error {
 	default:
 		return err
 	}
+	view := tokensPage{CSRF: csrfToken(c), MaxName: account.MaxTokenName, Result: result, Input: name}
 	if !isHTMX(c) {
-		return h.renderPage(c, "tokens", "API tokens", "tokens", tokensPage{MaxName: account.MaxTokenName, Result: result})
+		return h.renderPage(c, "tokens", "API tokens", "tokens", view)
 	}
-	if err := h.renderFragment(c, "fragments/token_result", result); err != nil {
+	if err := h.renderFragment(c, "fragments/token_create", view); err != nil {
 		return err
 	}
 	if result.Error != "" {
