@@ -12,9 +12,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ava/console/services/logtest"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,26 +48,9 @@ type testApp struct {
 	app      *fiber.App
 	db       *sqlite.DB
 	accounts *account.Service
-	logs     *syncBuffer
+	logs     *logtest.Buffer
 	registry *prometheus.Registry
 	cookies  map[string]string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // appSetup is what a test may change before the app is built.
@@ -115,7 +99,7 @@ func newTestApp(t *testing.T, opts ...appOption) *testApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	log := services.NewLogger(logs, slog.LevelDebug, "json")
 	reg := prometheus.NewRegistry()
 	setup := appSetup{

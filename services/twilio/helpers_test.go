@@ -8,10 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ava/console/services/logtest"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -38,7 +39,7 @@ type world struct {
 	db     *sqlite.DB
 	dbPath string
 	user   services.User
-	logs   *lockedBuffer
+	logs   *logtest.Buffer
 	// dials counts the TCP connections the fake accepted.
 	dials atomic.Int64
 }
@@ -59,23 +60,6 @@ func withSettings(f func(*upstream.Settings)) option {
 	return func(o *worldOptions) { f(&o.upstream) }
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func newWorld(t *testing.T, opts ...option) *world {
 	t.Helper()
 	o := worldOptions{upstream: upstream.Settings{
@@ -85,7 +69,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 		f(&o)
 	}
 	ctx := context.Background()
-	w := &world{fake: twiliotest.New(), logs: &lockedBuffer{}, reg: prometheus.NewRegistry()}
+	w := &world{fake: twiliotest.New(), logs: &logtest.Buffer{}, reg: prometheus.NewRegistry()}
 	srv := httptest.NewUnstartedServer(w.fake)
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {

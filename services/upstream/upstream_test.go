@@ -1,7 +1,6 @@
 package upstream_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ava/console/services/logtest"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -109,26 +110,9 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 type rig struct {
 	guards *upstream.Guards
 	reg    *prometheus.Registry
-	logs   *lockedBuffer
+	logs   *logtest.Buffer
 	client *http.Client
 	srv    *server
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func newRig(t *testing.T, mod ...func(*upstream.Settings)) *rig {
@@ -140,7 +124,7 @@ func newRig(t *testing.T, mod ...func(*upstream.Settings)) *rig {
 	for _, m := range mod {
 		m(&s)
 	}
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	reg := prometheus.NewRegistry()
 	g, err := upstream.NewGuards(s, services.NewLogger(logs, slog.LevelDebug, "json"), reg)
 	if err != nil {

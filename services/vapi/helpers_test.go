@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ava/console/services/logtest"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ava/console/services"
@@ -39,7 +41,7 @@ type world struct {
 	db      *sqlite.DB
 	dbPath  string
 	user    services.User
-	logs    *lockedBuffer
+	logs    *logtest.Buffer
 	breaker func() string
 	// beforeFake, when set, runs before the fake serves each request (it
 	// may queue a failure for that very request).
@@ -63,23 +65,6 @@ func withSettings(f func(*upstream.Settings)) option {
 	return func(o *worldOptions) { f(&o.upstream) }
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func newWorld(t *testing.T, opts ...option) *world {
 	t.Helper()
 	o := worldOptions{upstream: upstream.Settings{
@@ -89,7 +74,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 		f(&o)
 	}
 	ctx := context.Background()
-	w := &world{fake: vapitest.New(), logs: &lockedBuffer{}}
+	w := &world{fake: vapitest.New(), logs: &logtest.Buffer{}}
 	w.fake.AddKey(testKey)
 	w.fake.PutAssistant(vapitest.DefaultAssistant(testAssistant))
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
