@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ava/console/services/upstream/upstreamtest"
+
 	"github.com/ava/console/services/logtest"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/integrations"
@@ -139,31 +140,11 @@ func (w *world) numbers(ctx context.Context) ([]twilio.Number, error) {
 // metric returns a counter's value with the given labels (0 when absent).
 func (w *world) metric(t *testing.T, family string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := w.reg.Gather()
+	v, _, err := upstreamtest.Metric(w.reg, family, labels)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != family {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue series
-				}
-			}
-			if mf.GetType() == dto.MetricType_COUNTER {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return v
 }
 
 func (w *world) outcome(t *testing.T, outcome string) float64 {

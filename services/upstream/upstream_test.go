@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ava/console/services/upstream/upstreamtest"
+
 	"github.com/ava/console/services/logtest"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/upstream"
@@ -154,36 +155,14 @@ func (r *rig) state() string { return r.guards.Breaker(name).State() }
 // for histograms their sample count; -1 when there is no such series.
 func metric(t *testing.T, reg *prometheus.Registry, family string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
+	v, found, err := upstreamtest.Metric(reg, family, labels)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != family {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue series
-				}
-			}
-			switch mf.GetType() {
-			case dto.MetricType_COUNTER:
-				return m.GetCounter().GetValue()
-			case dto.MetricType_GAUGE:
-				return m.GetGauge().GetValue()
-			case dto.MetricType_HISTOGRAM:
-				return float64(m.GetHistogram().GetSampleCount())
-			}
-		}
+	if !found {
+		return -1
 	}
-	return -1
+	return v
 }
 
 func (r *rig) gauge(t *testing.T) float64 {
