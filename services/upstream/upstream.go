@@ -270,3 +270,69 @@ type OpenError struct {
 func (e *OpenError) Error() string {
 	return fmt.Sprintf("%s circuit breaker is open; retry in %s", e.Upstream, e.RetryAfter.Round(time.Second))
 }
+
+// Neutral marks the error of a call that is not an HTTP exchange (SMTP) as
+// counting neither as a success nor as a failure of the upstream: the
+// provider refused what one account sent (its credentials, its recipient),
+// which says nothing about whether the provider is up.
+func Neutral(err error) error {
+	if err == nil {
+		return nil
+	}
+	return neutralError{err}
+}
+
+// Do runs a call that is not an HTTP exchange (an SMTP session) through the
+// upstream's breaker, bounded by the timeout, with the same metrics as HTTP
+// calls. fn gets a context that ends at the timeout. An error returned
+// through Neutral counts as neither success nor failure (and comes back
+// unwrapped); any other error, timeouts included, is a failure. An open
+// breaker returns *OpenError without calling fn.
+func (g *Guards) Do(ctx context.Context, upstream string, fn func(ctx context.Context) error) error {
+	b := g.Breaker(upstream)
+	start := time.Now()
+	outcome := ""
+	//nolint:bodyclose // no response: the call is not HTTP
+	_, err := b.cb.Execute(func() (*http.Response, error) {
+		callCtx, cancel := context.WithTimeout(ctx, g.settings.Timeout)
+		defer cancel()
+		err := fn(callCtx)
+		var neutral neutralError
+		switch {
+		case err == nil:
+			outcome = OutcomeSuccess
+			return nil, nil
+		case errors.Is(ctx.Err(), context.Canceled):
+			outcome = OutcomeCanceled
+			return nil, neutralError{err}
+		case errors.As(err, &neutral):
+			outcome = OutcomeClientError
+			return nil, err
+		case errors.Is(callCtx.Err(), context.DeadlineExceeded) || isTimeoutErr(err):
+			outcome = OutcomeTimeout
+			return nil, timeoutError{err}
+		default:
+			outcome = OutcomeTransport
+			return nil, err
+		}
+	})
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		g.requests.WithLabelValues(b.name, OutcomeRejected).Inc()
+		return &OpenError{Upstream: b.name, RetryAfter: max(b.RetryAfter(), time.Second)}
+	}
+	g.requests.WithLabelValues(b.name, outcome).Inc()
+	g.duration.WithLabelValues(b.name).Observe(time.Since(start).Seconds())
+	var neutral neutralError
+	if errors.As(err, &neutral) {
+		return neutral.error
+	}
+	return err
+}
+
+// timeoutError makes a call that ran out of time read as a timeout
+// (context.DeadlineExceeded) whatever the library reported.
+type timeoutError struct{ error }
+
+func (e timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+func (e timeoutError) Unwrap() error { return e.error }
