@@ -57,8 +57,8 @@ func isTimeoutErr(err error) bool {
 // StatusError is the console's error for an HTTP answer with an error
 // status from an upstream, carrying the provider's own message. 429 and 5xx
 // tell the user to retry later; other statuses are the upstream refusing
-// our request (502).
-func StatusError(display string, status int, providerMessage string, retryAfter time.Duration) error {
+// our request (502). cause is kept for the log.
+func StatusError(display string, status int, providerMessage string, retryAfter time.Duration, cause error) error {
 	if providerMessage == "" {
 		providerMessage = fmt.Sprintf("HTTP %d", status)
 	}
@@ -72,14 +72,16 @@ func StatusError(display string, status int, providerMessage string, retryAfter 
 			Code:       services.EUPSTREAM,
 			Message:    fmt.Sprintf("%s is rate limiting us (%s). Try again %s.", display, providerMessage, wait),
 			RetryAfter: retryAfter,
+			Err:        cause,
 		}
 	case status >= 500:
 		return &services.Error{
 			Code:    services.EUPSTREAM,
 			Message: fmt.Sprintf("%s is having trouble (%s). Try again in a moment.", display, providerMessage),
+			Err:     cause,
 		}
 	default:
-		return &services.Error{Code: services.EUPSTREAM, Message: fmt.Sprintf("%s refused the request: %s", display, providerMessage)}
+		return &services.Error{Code: services.EUPSTREAM, Message: fmt.Sprintf("%s refused the request: %s", display, providerMessage), Err: cause}
 	}
 }
 

@@ -180,6 +180,9 @@ func (b *Breaker) RetryAfter() time.Duration {
 // the upstream's 4xx about our request, and the caller's cancellation.
 type neutralError struct{ error }
 
+// Unwrap lets errors.Is and errors.As see through the mark.
+func (e neutralError) Unwrap() error { return e.error }
+
 // failureError marks an answer that counts as a failure (5xx, 429).
 type failureError struct{ status int }
 
@@ -294,7 +297,10 @@ func (g *Guards) Do(ctx context.Context, upstream string, fn func(ctx context.Co
 	outcome := ""
 	//nolint:bodyclose // no response: the call is not HTTP
 	_, err := b.cb.Execute(func() (*http.Response, error) {
-		callCtx, cancel := context.WithTimeout(ctx, g.settings.Timeout)
+		callCtx, cancel := ctx, context.CancelFunc(func() {})
+		if g.settings.Timeout > 0 { // as http.Client: zero means no timeout
+			callCtx, cancel = context.WithTimeout(ctx, g.settings.Timeout)
+		}
 		defer cancel()
 		err := fn(callCtx)
 		var neutral neutralError
@@ -304,6 +310,9 @@ func (g *Guards) Do(ctx context.Context, upstream string, fn func(ctx context.Co
 			return nil, nil
 		case errors.Is(ctx.Err(), context.Canceled):
 			outcome = OutcomeCanceled
+			if errors.As(err, &neutral) {
+				return nil, err // marked once: unwrapped once below
+			}
 			return nil, neutralError{err}
 		case errors.As(err, &neutral):
 			outcome = OutcomeClientError

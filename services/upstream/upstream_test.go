@@ -629,7 +629,7 @@ func TestStatusError(t *testing.T) {
 		{400, "maxDurationSeconds must not be less than 10", 0, []string{"Vapi refused the request: maxDurationSeconds must not be less than 10"}},
 	}
 	for _, tt := range tests {
-		err := upstream.StatusError("Vapi", tt.status, tt.msg, tt.retryAfter)
+		err := upstream.StatusError("Vapi", tt.status, tt.msg, tt.retryAfter, nil)
 		var e *services.Error
 		if !errors.As(err, &e) || e.Code != services.EUPSTREAM {
 			t.Errorf("%d: %v, want EUPSTREAM", tt.status, err)
