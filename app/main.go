@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ava/console/app/console"
 	"github.com/ava/console/services/account"
 	"github.com/ava/console/services/sqlite"
 )
@@ -105,28 +106,12 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// open loads the configuration, resolves the secret key and opens the
-// database: what every command needs.
-func open(ctx context.Context, getenv env) (Config, *sqlite.DB, *account.Service, error) {
-	cfg, err := LoadConfig(getenv)
+// open loads the configuration and opens the database and the account
+// service: what every command needs.
+func open(ctx context.Context, getenv env) (console.Config, *sqlite.DB, *account.Service, error) {
+	cfg, err := console.LoadConfig(getenv)
 	if err != nil {
-		return Config{}, nil, nil, err
+		return console.Config{}, nil, nil, err
 	}
-	if cfg.SecretKey == nil {
-		// LoadConfig refuses production without a key, so this is development.
-		if cfg.SecretKey, err = ensureDevSecret(dataDir); err != nil {
-			return Config{}, nil, nil, fmt.Errorf("development secret key: %w", err)
-		}
-	}
-	path, _ := cfg.SQLitePath()
-	db, err := sqlite.Open(ctx, path)
-	if err != nil {
-		return Config{}, nil, nil, fmt.Errorf("database %s: %w", path, err)
-	}
-	accounts, err := account.New(db, cfg.SecretKey)
-	if err != nil {
-		_ = db.Close()
-		return Config{}, nil, nil, err
-	}
-	return cfg, db, accounts, nil
+	return console.Open(ctx, cfg)
 }

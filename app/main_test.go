@@ -2,9 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"strings"
 	"testing"
 )
+
+var testKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
+
+func envOf(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
 
 // cli runs one command line against a fresh database in a temp folder.
 type cli struct {

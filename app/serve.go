@@ -7,26 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os/signal"
 	"strconv"
 	"syscall"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-	fiberredis "github.com/gofiber/storage/redis/v3"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
-
-	"github.com/ava/console/handlers"
-	"github.com/ava/console/services"
-	"github.com/ava/console/services/integrations"
-	"github.com/ava/console/services/secrets"
-	"github.com/ava/console/services/twilio"
-	"github.com/ava/console/services/upstream"
-	"github.com/ava/console/services/vapi"
-	"github.com/ava/console/services/vapi/vapitest"
+	"github.com/ava/console/app/console"
 )
 
 // shutdownGrace bounds how long in-flight requests may take to finish after
@@ -39,85 +25,16 @@ func serve(getenv env, logOut io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	cfg, db, accounts, err := open(ctx, getenv)
+	cfg, err := console.LoadConfig(getenv)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = db.Close() }()
-	log := services.NewLogger(logOut, cfg.LogLevel, cfg.LogFormat)
-
-	var limiterStorage fiber.Storage
-	if cfg.RedisURL != "" {
-		st, err := redisStorage(ctx, cfg.RedisURL)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = st.Close() }()
-		limiterStorage = st
-	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	guards, err := upstream.NewGuards(upstream.Settings{
-		Timeout:          cfg.UpstreamTimeout,
-		FailureThreshold: cfg.BreakerFailureThreshold,
-		RecoveryTimeout:  cfg.BreakerRecoveryTimeout,
-		SuccessThreshold: cfg.BreakerSuccessThreshold,
-	}, log, reg)
+	c, err := console.New(ctx, cfg, logOut, console.Options{})
 	if err != nil {
 		return err
 	}
-	sealer, err := secrets.NewSealer(cfg.SecretKey)
-	if err != nil {
-		return err
-	}
-	vapiKind := vapi.Kind(cfg.VapiAPIKey, cfg.VapiAssistantID)
-	if cfg.StubsAllowed() {
-		vapiKind.Stub = map[string]string{vapi.FieldAPIKey: vapitest.StubKey, vapi.FieldAssistantID: vapitest.StubAssistantID}
-	}
-	creds := integrations.NewCredentials(db, sealer, log,
-		vapiKind,
-		twilio.Kind(cfg.TwilioAccountSID, cfg.TwilioAuthToken),
-		integrations.Kind{Name: services.IntegrationEmail, Fields: []integrations.Field{{Name: "api_key", Secret: true}},
-			Env: map[string]string{"api_key": cfg.ResendAPIKey}},
-		integrations.Kind{Name: services.IntegrationCalendar, Fields: []integrations.Field{{Name: "access_token", Secret: true}}},
-	)
-	vapiSettings := vapi.NewService(vapi.NewClient(cfg.VapiBaseURL, guards.Client(services.IntegrationVapi)), creds, db, cfg.UpstreamTimeout)
-	if cfg.StubsAllowed() {
-		stub := &http.Client{Transport: services.CorrelationTransport{Base: vapitest.NewStub()}}
-		vapiSettings.WithStub(vapi.NewClient("http://vapi.stub", stub))
-	}
-	twilioHTTP := guards.Client(services.IntegrationTwilio)
-	twilioHTTP.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	if twilioHTTP.Transport, err = twilio.NewRewriteTransport(twilioHTTP.Transport, cfg.TwilioBaseURL); err != nil {
-		return err
-	}
-	twilioPool, err := twilio.NewPool(twilio.PoolSize, twilioHTTP, reg)
-	if err != nil {
-		return err
-	}
-	twilioNumbers := twilio.NewService(twilioPool, creds, cfg.UpstreamTimeout)
-	statuses := integrations.NewReporter(creds, func(name string) string { return guards.Breaker(name).State() })
-
-	app, err := handlers.NewApp(handlers.Deps{
-		Config: handlers.Config{
-			Production:     cfg.Production(),
-			RateLimiting:   cfg.RateLimiting,
-			LimiterStorage: limiterStorage,
-		},
-		Logger:       log,
-		Accounts:     accounts,
-		DB:           db,
-		Sections:     homeSections(accounts, statuses),
-		Registry:     reg,
-		Vapi:         vapiSettings,
-		Twilio:       twilioNumbers,
-		Integrations: statuses,
-	})
-	if err != nil {
-		return err
-	}
+	defer func() { _ = c.Close() }()
+	log := c.Log
 
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", ":"+strconv.Itoa(cfg.Port))
 	if err != nil {
@@ -129,20 +46,20 @@ func serve(getenv env, logOut io.Writer) error {
 		slog.Bool("rate_limiting", cfg.RateLimiting),
 		slog.Bool("stub_integrations", cfg.StubsAllowed()))
 	if cfg.StubMode && cfg.Production() {
-		log.Warn("INTEGRATIONS_STUB_MODE is ignored in production: stub integrations are refused")
+		log.Warn("INTEGRATIONS_STUB_MODE is on in production: integrations without credentials answer 403 instead of using stubs")
 	}
 
-	go cleanSessions(ctx, log, accounts)
+	go cleanSessions(ctx, log, c.Accounts)
 
 	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln) }()
+	go func() { served <- c.App.Listener(ln) }()
 	select {
 	case err := <-served:
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing in-flight requests", slog.String("grace", shutdownGrace.String()))
-	if err := app.ShutdownWithTimeout(shutdownGrace); err != nil {
+	if err := c.App.ShutdownWithTimeout(shutdownGrace); err != nil {
 		log.Error("shutdown did not finish cleanly", slog.Any("error", err))
 	}
 	if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {
@@ -150,22 +67,6 @@ func serve(getenv env, logOut io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// redisStorage connects the rate limiters to Redis, so instances share counters.
-func redisStorage(ctx context.Context, url string) (*fiberredis.Storage, error) {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	client := redis.NewClient(opts)
-	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := client.Ping(pingCtx).Err(); err != nil {
-		_ = client.Close()
-		return nil, fmt.Errorf("REDIS_URL: cannot reach Redis at %s: %w", opts.Addr, err)
-	}
-	return fiberredis.NewFromConnection(client), nil
 }
 
 // cleanSessions removes expired sessions every hour until ctx ends.

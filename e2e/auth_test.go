@@ -17,7 +17,7 @@ const (
 
 var (
 	uuidPattern  = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-	homeSections = []string{"Vapi settings", "Phone numbers", "Email", "Calendar", "API tokens"}
+	homeSections = []string{"Vapi settings", "Phone numbers", "Email", "API tokens"}
 )
 
 func TestFirstRunSetupAndSignIn(t *testing.T) {
@@ -165,7 +165,7 @@ func TestPhoneWidthNavigationAndHome(t *testing.T) {
 	}
 }
 
-// expectHome checks the home page: h1, main navigation, and the five sections.
+// expectHome checks the home page: h1, main navigation, and its sections.
 func expectHome(t *testing.T, page playwright.Page) {
 	t.Helper()
 	check(t, expect.Locator(page.GetByRole("heading", playwright.PageGetByRoleOptions{

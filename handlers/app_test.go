@@ -3,38 +3,39 @@ package handlers_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ava/console/services/logtest"
-
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ava/console/app/console"
 	"github.com/ava/console/handlers"
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/account"
-	"github.com/ava/console/services/integrations"
-	"github.com/ava/console/services/secrets"
+	"github.com/ava/console/services/email/resendtest"
+	"github.com/ava/console/services/logtest"
 	"github.com/ava/console/services/sqlite"
 	"github.com/ava/console/services/twilio"
 	"github.com/ava/console/services/twilio/twiliotest"
 	"github.com/ava/console/services/upstream"
-	"github.com/ava/console/services/vapi"
 	"github.com/ava/console/services/vapi/vapitest"
 )
 
-// testApp is the real console (real SQLite in a temp folder, real account
-// service) driven through fiber's app.Test, with a cookie jar like a browser.
+// testApp is the real console, built by the same constructor as the server
+// (console.New: real SQLite in a temp folder, the real services, breakers
+// and registry) against wire-level fakes, driven through fiber's app.Test
+// with a cookie jar like a browser.
 type testApp struct {
 	t *testing.T
 	// vapi is the wire-level fake Vapi the console talks to; guards are
@@ -42,7 +43,9 @@ type testApp struct {
 	vapi    *vapitest.Server
 	vapiURL string
 	// twilio is the wire-level fake Twilio, behind the real client pool.
-	twilio   *twiliotest.Server
+	twilio *twiliotest.Server
+	// resend is the wire-level fake Resend.
+	resend   *resendtest.Server
 	pool     *twilio.Pool
 	guards   *upstream.Guards
 	app      *fiber.App
@@ -50,120 +53,99 @@ type testApp struct {
 	accounts *account.Service
 	logs     *logtest.Buffer
 	registry *prometheus.Registry
+	console  *console.Console
 	cookies  map[string]string
 }
 
 // appSetup is what a test may change before the app is built.
 type appSetup struct {
-	deps     handlers.Deps
-	upstream upstream.Settings
-	// vapiEnv are VAPI_API_KEY and VAPI_ASSISTANT_ID.
-	vapiEnv [2]string
-	// twilioEnv are TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.
-	twilioEnv [2]string
-}
-
-// withTwilioEnv sets the environment's Twilio credentials.
-func withTwilioEnv(sid, token string) appOption {
-	return func(s *appSetup) { s.twilioEnv = [2]string{sid, token} }
+	// env is the console's environment, as the server reads it.
+	env  map[string]string
+	http []func(*handlers.Deps)
+	opts console.Options
 }
 
 type appOption func(*appSetup)
 
+// withEnv sets one environment variable of the console.
+func withEnv(key, value string) appOption {
+	return func(s *appSetup) { s.env[key] = value }
+}
+
+// withTwilioEnv sets the environment's Twilio credentials.
+func withTwilioEnv(sid, token string) appOption {
+	return func(s *appSetup) { s.env["TWILIO_ACCOUNT_SID"], s.env["TWILIO_AUTH_TOKEN"] = sid, token }
+}
+
 func withConfig(f func(*handlers.Config)) appOption {
-	return func(s *appSetup) { f(&s.deps.Config) }
+	return func(s *appSetup) { s.http = append(s.http, func(d *handlers.Deps) { f(&d.Config) }) }
 }
 
 func withDeps(f func(*handlers.Deps)) appOption {
-	return func(s *appSetup) { f(&s.deps) }
+	return func(s *appSetup) { s.http = append(s.http, f) }
 }
 
+// withUpstream changes the breakers' and clients' settings (UPSTREAM_TIMEOUT, BREAKER_*).
 func withUpstream(f func(*upstream.Settings)) appOption {
-	return func(s *appSetup) { f(&s.upstream) }
+	return func(s *appSetup) {
+		st := upstream.Settings{Timeout: 2 * time.Second, FailureThreshold: 3, RecoveryTimeout: 30 * time.Second, SuccessThreshold: 2}
+		f(&st)
+		s.env["UPSTREAM_TIMEOUT"] = st.Timeout.String()
+		s.env["BREAKER_FAILURE_THRESHOLD"] = strconv.Itoa(int(st.FailureThreshold))
+		s.env["BREAKER_RECOVERY_TIMEOUT"] = st.RecoveryTimeout.String()
+		s.env["BREAKER_SUCCESS_THRESHOLD"] = strconv.Itoa(int(st.SuccessThreshold))
+	}
 }
 
 // withVapiEnv sets the environment's Vapi credentials (VAPI_API_KEY, VAPI_ASSISTANT_ID).
 func withVapiEnv(key, assistantID string) appOption {
-	return func(s *appSetup) { s.vapiEnv = [2]string{key, assistantID} }
+	return func(s *appSetup) { s.env["VAPI_API_KEY"], s.env["VAPI_ASSISTANT_ID"] = key, assistantID }
 }
 
 func newTestApp(t *testing.T, opts ...appOption) *testApp {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ava.db"))
-	if err != nil {
-		t.Fatal(err)
+	fake, twilioFake, resendFake := vapitest.New(), twiliotest.New(), resendtest.New()
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	twilioSrv := httptest.NewServer(twilioFake)
+	t.Cleanup(twilioSrv.Close)
+	resendSrv := httptest.NewServer(resendFake)
+	t.Cleanup(resendSrv.Close)
+	setup := appSetup{env: map[string]string{
+		"AVA_ENV":                   "development",
+		"AVA_SECRET_KEY":            base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)),
+		"DATABASE_URL":              "sqlite:" + filepath.Join(t.TempDir(), "ava.db"),
+		"LOG_LEVEL":                 "debug",
+		"UPSTREAM_TIMEOUT":          "2s",
+		"VAPI_BASE_URL":             srv.URL,
+		"TWILIO_BASE_URL":           twilioSrv.URL,
+		"RESEND_BASE_URL":           resendSrv.URL,
+		"GOOGLE_CALENDAR_BASE_URL":  "http://127.0.0.1:1",
+		"BREAKER_RECOVERY_TIMEOUT":  "30s",
+		"BREAKER_FAILURE_THRESHOLD": "3",
+	}}
+	for _, o := range opts {
+		o(&setup)
 	}
-	t.Cleanup(func() { _ = db.Close() })
-	accounts, err := account.New(db, bytes.Repeat([]byte{7}, 32))
+	cfg, err := console.LoadConfig(func(k string) string { return setup.env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &logtest.Buffer{}
-	log := services.NewLogger(logs, slog.LevelDebug, "json")
-	reg := prometheus.NewRegistry()
-	setup := appSetup{
-		deps: handlers.Deps{
-			Config:   handlers.Config{RateLimiting: true},
-			Logger:   log,
-			Accounts: accounts,
-			DB:       db,
-			Sections: func(context.Context, services.User) ([]handlers.Section, error) {
-				return []handlers.Section{{Name: "API tokens", Href: "/tokens", State: "No active tokens", StateKind: "off"}}, nil
-			},
-			Registry: reg,
-		},
-		upstream: upstream.Settings{
-			Timeout: 2 * time.Second, FailureThreshold: 3, RecoveryTimeout: 30 * time.Second, SuccessThreshold: 2,
-		},
+	hooks := setup.http
+	setup.opts.HTTP = func(d *handlers.Deps) {
+		for _, f := range hooks {
+			f(d)
+		}
 	}
-	for _, o := range opts {
-		o(&setup)
-	}
-
-	// The same wiring as app/serve.go, against a fake Vapi.
-	fake := vapitest.New()
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
-	guards, err := upstream.NewGuards(setup.upstream, log, reg)
+	c, err := console.New(context.Background(), cfg, logs, setup.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, err := secrets.NewSealer(bytes.Repeat([]byte{7}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds := integrations.NewCredentials(db, sealer, log,
-		vapi.Kind(setup.vapiEnv[0], setup.vapiEnv[1]), twilio.Kind(setup.twilioEnv[0], setup.twilioEnv[1]))
-	twilioFake := twiliotest.New()
-	twilioSrv := httptest.NewServer(twilioFake)
-	t.Cleanup(twilioSrv.Close)
-	twilioHTTP := guards.Client(services.IntegrationTwilio)
-	twilioHTTP.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	if twilioHTTP.Transport, err = twilio.NewRewriteTransport(twilioHTTP.Transport, twilioSrv.URL); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := twilio.NewPool(twilio.PoolSize, twilioHTTP, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if setup.deps.Twilio == nil {
-		setup.deps.Twilio = twilio.NewService(pool, creds, setup.upstream.Timeout)
-	}
-	if setup.deps.Vapi == nil {
-		setup.deps.Vapi = vapi.NewService(vapi.NewClient(srv.URL, guards.Client(services.IntegrationVapi)), creds, db, setup.upstream.Timeout)
-	}
-	if setup.deps.Integrations == nil {
-		setup.deps.Integrations = integrations.NewReporter(creds, func(name string) string { return guards.Breaker(name).State() })
-	}
-
-	app, err := handlers.NewApp(setup.deps)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { _ = c.Close() })
 	return &testApp{
-		t: t, app: app, db: db, accounts: accounts, logs: logs, registry: reg, cookies: map[string]string{},
-		vapi: fake, vapiURL: srv.URL, guards: guards, twilio: twilioFake, pool: pool,
+		t: t, app: c.App, db: c.DB, accounts: c.Accounts, logs: logs, registry: c.Metrics, cookies: map[string]string{},
+		vapi: fake, vapiURL: srv.URL, guards: c.Guards, twilio: twilioFake, pool: c.TwilioPool, resend: resendFake, console: c,
 	}
 }
 

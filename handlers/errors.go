@@ -55,9 +55,12 @@ var titles = map[services.Code]string{
 	services.EINTERNAL:     "Internal error",
 }
 
-// errCSRF is what a refused CSRF check becomes.
-var errCSRF = services.Errorf(services.EFORBIDDEN,
-	"This form has expired or came from another site. Reload the page and try again.")
+// errCSRF is what a refused CSRF check becomes (a fresh value each time:
+// handlers may set fields on the errors they get).
+func errCSRF() *services.Error {
+	return services.Errorf(services.EFORBIDDEN,
+		"This form has expired or came from another site. Reload the page and try again.")
+}
 
 // asAppError turns any error a handler or middleware returns into an
 // *services.Error: ours pass through, Fiber's and the CSRF middleware's get a
@@ -69,7 +72,7 @@ func asAppError(err error) *services.Error {
 	}
 	if errors.Is(err, csrf.ErrTokenNotFound) || errors.Is(err, csrf.ErrTokenInvalid) ||
 		errors.Is(err, csrf.ErrNoReferer) || errors.Is(err, csrf.ErrBadReferer) {
-		return errCSRF
+		return errCSRF()
 	}
 	var fe *fiber.Error
 	if errors.As(err, &fe) {

@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/template/html/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ava/console/components"
 	"github.com/ava/console/services"
 )
 
@@ -76,10 +77,13 @@ type Deps struct {
 	DB       Pinger
 	Sections Sections
 	Registry *prometheus.Registry
-	// Vapi is the Vapi settings service; Integrations reports statuses.
+	// Integrations is the registry: every integration's card, credentials
+	// and status. The services below own their integration's page; each
+	// one left nil has no routes.
+	Integrations Integrations
 	Vapi         VapiSettings
 	Twilio       TwilioNumbers
-	Integrations IntegrationStatuses
+	Email        EmailSender
 }
 
 // Handlers holds the dependencies every handler uses.
@@ -96,9 +100,12 @@ type Handlers struct {
 	limitersMu sync.Mutex
 	limiters   map[string]fiber.Handler
 
+	nav []components.NavItem
+
+	integrations Integrations
 	vapi         VapiSettings
 	twilio       TwilioNumbers
-	integrations IntegrationStatuses
+	email        EmailSender
 }
 
 // NewApp builds the console's Fiber application: middleware, routes, views.
@@ -120,13 +127,14 @@ func NewApp(d Deps) (*fiber.App, error) {
 	}
 	h := &Handlers{
 		cfg: d.Config, log: d.Logger, accounts: d.Accounts, db: d.DB, sections: d.Sections,
-		registry: d.Registry, vapi: d.Vapi, twilio: d.Twilio, integrations: d.Integrations,
+		registry: d.Registry, integrations: d.Integrations, vapi: d.Vapi, twilio: d.Twilio, email: d.Email,
 	}
+	h.nav = navItems(d.Integrations.Specs())
 	var err error
 	if h.metrics, err = newHTTPMetrics(d.Registry); err != nil {
 		return nil, err
 	}
-	if h.engine, err = newEngine(); err != nil {
+	if h.engine, err = newEngine(h.nav); err != nil {
 		return nil, err
 	}
 	app := fiber.New(fiber.Config{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -12,43 +13,43 @@ import (
 	"github.com/ava/console/services/integrations"
 )
 
-// IntegrationStatuses reports the live status of each integration.
-type IntegrationStatuses interface {
+// Integrations is what the handlers need of the integration registry.
+type Integrations interface {
+	Specs() []integrations.Spec
 	Statuses(ctx context.Context, accountID int64) ([]integrations.Status, error)
+	// Status returns ENOTFOUND for an unknown integration.
 	Status(ctx context.Context, accountID int64, name string) (integrations.Status, error)
+	// Connect returns EINVALID naming the field the rules or the provider
+	// refused; nothing stored changes then.
+	Connect(ctx context.Context, accountID int64, name string, values integrations.Values) (integrations.Resolved, error)
+	// Test returns the provider's answer in a sentence, or why it failed.
+	Test(ctx context.Context, accountID int64, name string) (string, error)
+	// Disconnect returns ENOTFOUND when the account stored no credentials.
+	Disconnect(ctx context.Context, accountID int64, name string) error
 }
 
-// integrationLabels are the integrations' display names.
-var integrationLabels = map[string]string{
-	services.IntegrationVapi:     "Vapi",
-	services.IntegrationTwilio:   "Twilio",
-	services.IntegrationEmail:    "Email (Resend)",
-	services.IntegrationCalendar: "Google Calendar",
-}
-
-type integrationCard struct {
-	Status integrations.Status
-	Label  string
-	// Form is the connect form's state after a refused save.
-	Form connectForm
-	CSRF string
-}
-
-type connectForm struct {
-	AssistantID string
-	AccountSID  string
-	APIKeySID   string
-	Error       string
-	Field       string
-	Saved       bool
+// integrationRoutes registers every integration's generic routes: the
+// connect form, Test connection and Disconnect on the Integrations page,
+// and the credentials API.
+func (h *Handlers) integrationRoutes(r router, d policy) {
+	r.get("/integrations", d, h.requirePage, h.integrationsShow)
+	r.get("/api/v1/integrations", d, h.requireAPI, h.apiIntegrations)
+	for _, spec := range h.integrations.Specs() {
+		name := spec.Name
+		r.post("/integrations/"+name, d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationConnect(c, spec) })
+		r.post("/integrations/"+name+"/test", d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationTest(c, spec) })
+		r.post("/integrations/"+name+"/disconnect", d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationDisconnect(c, spec) })
+		r.put("/api/v1/integrations/"+name+"/credentials", d, h.requireAPI, func(c *fiber.Ctx) error { return h.apiCredentialsPut(c, spec) })
+		r.delete("/api/v1/integrations/"+name+"/credentials", d, h.requireAPI, func(c *fiber.Ctx) error { return h.apiCredentialsDelete(c, spec) })
+	}
 }
 
 type integrationsPage struct {
-	Cards []integrationCard
+	Cards []components.IntegrationCard
 }
 
-// integrationsShow lists every integration with its status; Vapi can be
-// connected here.
+// integrationsShow lists every integration with its status and its
+// connect form.
 func (h *Handlers) integrationsShow(c *fiber.Ctx) error {
 	u, _ := currentUser(c)
 	statuses, err := h.integrations.Statuses(c.UserContext(), u.AccountID)
@@ -57,30 +58,37 @@ func (h *Handlers) integrationsShow(c *fiber.Ctx) error {
 	}
 	p := integrationsPage{}
 	for _, st := range statuses {
-		p.Cards = append(p.Cards, integrationCard{Status: st, Label: integrationLabels[st.Name], CSRF: csrfToken(c)})
+		p.Cards = append(p.Cards, components.IntegrationCard{Status: st, CSRF: csrfToken(c)})
 	}
 	return h.renderPage(c, "integrations", "Integrations", "integrations", p)
 }
 
-// vapiConnect checks and stores the account's Vapi credentials from the form.
-// The card comes back with the new status, or with Vapi's reason.
-func (h *Handlers) vapiConnect(c *fiber.Ctx) error {
-	u, _ := currentUser(c)
-	form := connectForm{AssistantID: c.FormValue("assistant_id")}
-	_, _, err := h.vapi.Connect(c.UserContext(), u.AccountID, c.FormValue("api_key"), form.AssistantID)
-	return h.answerConnect(c, services.IntegrationVapi, form, err, "Vapi connected")
+// formValues reads a spec's fields from the submitted form.
+func formValues(c *fiber.Ctx, spec integrations.Spec) integrations.Values {
+	v := integrations.Values{}
+	for _, f := range spec.Fields {
+		if s := c.FormValue(f.Name); s != "" {
+			v[f.Name] = s
+		}
+	}
+	return v
 }
 
-// answerConnect answers a connect form after the provider was asked: back to
-// the page (no htmx) or the card with the new status and a toast on success;
-// the card with the form as typed (secrets excepted) and the reason otherwise.
-func (h *Handlers) answerConnect(c *fiber.Ctx, name string, form connectForm, err error, savedToast string) error {
+// integrationConnect checks and stores the account's credentials from the
+// card's form. The card comes back with the new status and a toast, or with
+// what was typed (secrets excepted) and the provider's reason.
+func (h *Handlers) integrationConnect(c *fiber.Ctx, spec integrations.Spec) error {
+	u, _ := currentUser(c)
+	ctx := c.UserContext()
+	values := formValues(c, spec)
+	_, err := h.integrations.Connect(ctx, u.AccountID, spec.Name, values)
+	form := components.CardForm{}
 	switch code := services.ErrorCode(err); {
 	case err == nil:
+		h.log.InfoContext(ctx, "integration connected", "integration", spec.Name)
 		if !isHTMX(c) {
 			return c.Redirect("/integrations", fiber.StatusSeeOther)
 		}
-		form = connectForm{Saved: true}
 	case code == services.EINTERNAL:
 		return err
 	default:
@@ -88,32 +96,72 @@ func (h *Handlers) answerConnect(c *fiber.Ctx, name string, form connectForm, er
 		if errors.As(err, &e) {
 			form.Field = e.Field
 		}
-		form.Error = services.ErrorMessage(err)
+		form.Values, form.Error = values, services.ErrorMessage(err)
 		c.Status(statusOf(code))
 	}
-	return h.renderIntegrationCard(c, name, form, err == nil, savedToast)
+	if err := h.renderCard(c, spec, form); err != nil {
+		return err
+	}
+	if err == nil {
+		return toast(c, components.ToastSuccess, spec.Label+" connected")
+	}
+	return nil
 }
 
-// vapiTest checks the credentials in use and reports the result in place.
-func (h *Handlers) vapiTest(c *fiber.Ctx) error {
+// integrationDisconnect removes the account's own credentials.
+func (h *Handlers) integrationDisconnect(c *fiber.Ctx, spec integrations.Spec) error {
 	u, _ := currentUser(c)
-	name, err := h.vapi.Test(c.UserContext(), u.AccountID)
+	if err := h.integrations.Disconnect(c.UserContext(), u.AccountID, spec.Name); err != nil {
+		return err
+	}
+	if !isHTMX(c) {
+		return c.Redirect("/integrations", fiber.StatusSeeOther)
+	}
+	if err := h.renderCard(c, spec, components.CardForm{}); err != nil {
+		return err
+	}
+	return toast(c, components.ToastSuccess, spec.Label+" disconnected")
+}
+
+// renderCard answers a card's form: the card with the current status, as a
+// fragment or, without htmx, as the page.
+func (h *Handlers) renderCard(c *fiber.Ctx, spec integrations.Spec, form components.CardForm) error {
+	u, _ := currentUser(c)
+	st, err := h.integrations.Status(c.UserContext(), u.AccountID, spec.Name)
 	if err != nil {
-		if services.ErrorCode(err) == services.EINTERNAL {
+		return err
+	}
+	card := components.IntegrationCard{Status: st, Form: form, CSRF: csrfToken(c)}
+	if !isHTMX(c) {
+		return h.renderPage(c, "integrations", "Integrations", "integrations", integrationsPage{Cards: []components.IntegrationCard{card}})
+	}
+	return renderComponent(c, components.IntegrationCardView(card))
+}
+
+// integrationTest checks the credentials in use and reports the result in place.
+func (h *Handlers) integrationTest(c *fiber.Ctx, spec integrations.Spec) error {
+	u, _ := currentUser(c)
+	msg, err := h.integrations.Test(c.UserContext(), u.AccountID, spec.Name)
+	if err != nil {
+		appErr := asAppError(err)
+		if appErr.Code == services.EINTERNAL {
 			return err
 		}
-		appErr := asAppError(err)
+		if appErr.RetryAfter > 0 {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retrySeconds(appErr.RetryAfter)))
+		}
 		c.Status(statusOf(appErr.Code))
 		return renderComponent(c, components.TestResult(false, "Connection failed: "+services.ErrorMessage(err)))
 	}
 	return renderComponent(c,
-		components.TestResult(true, "Connected: Vapi answered with assistant "+name+"."),
-		components.ToastOOB(components.ToastSuccess, "Vapi connection works"))
+		components.TestResult(true, msg),
+		components.ToastOOB(components.ToastSuccess, spec.Label+" connection works"))
 }
 
 // integrationJSON is an integration's status in the JSON API.
 type integrationJSON struct {
 	Name             string            `json:"name"`
+	Label            string            `json:"label"`
 	Configured       bool              `json:"configured"`
 	CredentialSource *string           `json:"credential_source"`
 	Credentials      map[string]string `json:"credentials"`
@@ -128,7 +176,7 @@ type lastErrorJSON struct {
 }
 
 func toIntegrationJSON(st integrations.Status) integrationJSON {
-	out := integrationJSON{Name: st.Name, Configured: st.Configured, Credentials: st.Hints, BreakerState: st.BreakerState}
+	out := integrationJSON{Name: st.Spec.Name, Label: st.Spec.Label, Configured: st.Configured, Credentials: st.Hints, BreakerState: st.BreakerState}
 	if out.Credentials == nil {
 		out.Credentials = map[string]string{}
 	}
@@ -162,23 +210,88 @@ func (h *Handlers) apiIntegrations(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-// apiVapiCredentials is PUT /api/v1/integrations/vapi/credentials.
-func (h *Handlers) apiVapiCredentials(c *fiber.Ctx) error {
+// apiCredentialsPut is PUT /api/v1/integrations/{name}/credentials: a JSON
+// object of the spec's fields (strings; numbers for number fields).
+func (h *Handlers) apiCredentialsPut(c *fiber.Ctx, spec integrations.Spec) error {
 	u, _ := currentUser(c)
 	ctx := c.UserContext()
-	var body struct {
-		APIKey      string `json:"api_key"`
-		AssistantID string `json:"assistant_id"`
-	}
-	if err := json.Unmarshal(c.Body(), &body); err != nil {
-		return services.FieldError("api_key", `The body must be a JSON object: {"api_key": "...", "assistant_id": "..."}.`)
-	}
-	if _, _, err := h.vapi.Connect(ctx, u.AccountID, body.APIKey, body.AssistantID); err != nil {
+	values, err := decodeCredentials(c.Body(), spec)
+	if err != nil {
 		return err
 	}
-	st, err := h.integrations.Status(ctx, u.AccountID, services.IntegrationVapi)
+	if _, err := h.integrations.Connect(ctx, u.AccountID, spec.Name, values); err != nil {
+		return err
+	}
+	st, err := h.integrations.Status(ctx, u.AccountID, spec.Name)
 	if err != nil {
 		return err
 	}
 	return c.JSON(toIntegrationJSON(st))
+}
+
+// apiCredentialsDelete is DELETE /api/v1/integrations/{name}/credentials:
+// the account's own credentials go; the status that remains is returned
+// (the environment's credentials may still serve it).
+func (h *Handlers) apiCredentialsDelete(c *fiber.Ctx, spec integrations.Spec) error {
+	u, _ := currentUser(c)
+	ctx := c.UserContext()
+	if err := h.integrations.Disconnect(ctx, u.AccountID, spec.Name); err != nil {
+		return err
+	}
+	st, err := h.integrations.Status(ctx, u.AccountID, spec.Name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(toIntegrationJSON(st))
+}
+
+// decodeCredentials reads a credentials body strictly: a JSON object whose
+// members are the spec's fields, each a string (or a number, for number
+// fields). Anything else is refused naming the member.
+func decodeCredentials(body []byte, spec integrations.Spec) (integrations.Values, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
+		first := ""
+		if len(spec.Fields) > 0 {
+			first = spec.Fields[0].Name
+		}
+		return nil, services.FieldError(first, "The body must be a JSON object with %s's credential fields: %s.", spec.Label, fieldNames(spec))
+	}
+	values := integrations.Values{}
+	for name, v := range raw {
+		f, ok := spec.Field(name)
+		if !ok {
+			return nil, services.FieldError(name, "Unknown field %q: %s takes %s.", name, spec.Label, fieldNames(spec))
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err == nil {
+			values[name] = s
+			continue
+		}
+		var n json.Number
+		if f.Number && json.Unmarshal(v, &n) == nil {
+			values[name] = n.String()
+			continue
+		}
+		if string(v) == "null" {
+			continue
+		}
+		kind := "a string"
+		if f.Number {
+			kind = "a number"
+		}
+		return nil, services.FieldError(name, "%s must be %s.", name, kind)
+	}
+	return values, nil
+}
+
+func fieldNames(spec integrations.Spec) string {
+	out := ""
+	for i, f := range spec.Fields {
+		if i > 0 {
+			out += ", "
+		}
+		out += f.Name
+	}
+	return out
 }

@@ -83,7 +83,7 @@ func (h *Handlers) middleware(app *fiber.App) {
 		// Bearer-token API calls carry no ambient credentials (identify
 		// ignores cookies for them), so there is nothing to forge.
 		Next:         func(c *fiber.Ctx) bool { return bearerToken(c) != "" },
-		ErrorHandler: func(_ *fiber.Ctx, _ error) error { return errCSRF },
+		ErrorHandler: func(_ *fiber.Ctx, _ error) error { return errCSRF() },
 	}))
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
-	"time"
 
 	"github.com/a-h/templ"
 	"github.com/gofiber/fiber/v2"
@@ -13,24 +12,24 @@ import (
 
 	"github.com/ava/console/components"
 	"github.com/ava/console/services"
+	"github.com/ava/console/services/integrations"
 	"github.com/ava/console/services/vapi"
 	"github.com/ava/console/views"
 )
 
-// navItems are the console's sections in the main navigation. A section
-// gets its entry when its page exists.
-var navItems = []components.NavItem{
-	{Label: "Home", Href: "/", Key: "home"},
-	{Label: "Vapi settings", Href: "/vapi", Key: "vapi"},
-	{Label: "Phone numbers", Href: "/numbers", Key: "numbers"},
-	{Label: "Integrations", Href: "/integrations", Key: "integrations"},
-	{Label: "API tokens", Href: "/tokens", Key: "tokens"},
-}
-
-// fieldLabels name credential fields for people.
-var fieldLabels = map[string]string{
-	"api_key": "API key", "assistant_id": "Assistant ID", "account_sid": "Account SID",
-	"auth_token": "Auth token", "api_key_sid": "API key SID", "access_token": "Access token",
+// navItems are the console's sections in the main navigation: home, each
+// integration that has a page, then the Integrations and API tokens pages.
+// An integration page's key is its integration's name.
+func navItems(specs []integrations.Spec) []components.NavItem {
+	items := []components.NavItem{{Label: "Home", Href: "/", Key: "home"}}
+	for _, s := range specs {
+		if s.Page != nil {
+			items = append(items, components.NavItem{Label: s.Page.Title, Href: s.Page.Href, Key: s.Name})
+		}
+	}
+	return append(items,
+		components.NavItem{Label: "Integrations", Href: "/integrations", Key: "integrations"},
+		components.NavItem{Label: "API tokens", Href: "/tokens", Key: "tokens"})
 }
 
 // page is what every page template receives.
@@ -44,7 +43,7 @@ type page struct {
 
 // newEngine loads the page templates with the template functions that bring
 // the templ components (one per UI state) into them.
-func newEngine() (*html.Engine, error) {
+func newEngine(nav []components.NavItem) (*html.Engine, error) {
 	engine := html.NewFileSystem(http.FS(views.FS), ".html")
 	toHTML := func(c templ.Component) (template.HTML, error) {
 		return templ.ToGoHTML(context.Background(), c)
@@ -55,7 +54,7 @@ func newEngine() (*html.Engine, error) {
 			if p.User != nil {
 				email = p.User.Email
 			}
-			return toHTML(components.Nav(navItems, p.Active, email, p.CSRF))
+			return toHTML(components.Nav(nav, p.Active, email, p.CSRF))
 		},
 		"skeleton":    func(label string, rows int) (template.HTML, error) { return toHTML(components.Skeleton(label, rows)) },
 		"emptyState":  func(title, msg string) (template.HTML, error) { return toHTML(components.EmptyState(title, msg)) },
@@ -71,40 +70,15 @@ func newEngine() (*html.Engine, error) {
 				RetryURL: "/",
 			}))
 		},
-		"testResult": func(ok bool, msg string) (template.HTML, error) { return toHTML(components.TestResult(ok, msg)) },
 		"emptyStateLink": func(title, msg, href, label string) (template.HTML, error) {
 			return toHTML(components.EmptyStateLink(title, msg, href, label))
 		},
-		"json": func(v any) string {
-			b, _ := json.Marshal(v)
-			return string(b)
+		"emailConnection": func(conn integrations.Resolved) (template.HTML, error) {
+			return toHTML(components.EmailConnection(conn))
 		},
-		"inputValue": func(v any) string {
-			switch x := v.(type) {
-			case nil:
-				return ""
-			case string:
-				return x
-			default:
-				b, _ := json.Marshal(x)
-				return string(b)
-			}
-		},
-		"fieldLabel": func(field string) string {
-			if l, ok := fieldLabels[field]; ok {
-				return l
-			}
-			return field
-		},
-		"breakerLabel": func(state string) string {
-			switch state {
-			case "open":
-				return "Open: calls are paused after repeated failures"
-			case "half-open":
-				return "Half-open: trying again"
-			default:
-				return "Closed: calls go through"
-			}
+		"emailTestForm": func(f components.EmailForm) (template.HTML, error) { return toHTML(components.EmailTestForm(f)) },
+		"integrationCard": func(c components.IntegrationCard) (template.HTML, error) {
+			return toHTML(components.IntegrationCardView(c))
 		},
 		// auditValue shows a JSON value of the audit trail: strings as
 		// their text in quotes, numbers as they are.
@@ -119,8 +93,8 @@ func newEngine() (*html.Engine, error) {
 			return raw
 		},
 		"settingLabel": vapi.Label,
-		"when":         func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
-		"iso":          func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"when":         components.When,
+		"iso":          components.ISO,
 	})
 	if err := engine.Load(); err != nil {
 		return nil, err

@@ -15,9 +15,6 @@ import (
 func (h *Handlers) routes(app *fiber.App) {
 	r := router{h: h, app: app}
 	d := policy{max: h.cfg.DefaultLimit}
-	// Listing Vapi settings reaches Vapi every time: 10 a minute, one
-	// budget for the page's fragment and the JSON API together.
-	vapiList := policy{name: "vapi-settings-list", max: h.cfg.VapiListLimit}
 
 	// Operations.
 	r.get("/healthz", d, h.healthz)
@@ -41,17 +38,16 @@ func (h *Handlers) routes(app *fiber.App) {
 	r.post("/tokens", d, h.requirePage, h.tokenCreate)
 	r.post("/tokens/:id/revoke", d, h.requirePage, h.tokenRevoke)
 	r.get("/fragments/tokens", d, h.requirePage, h.tokenList)
-	r.get("/integrations", d, h.requirePage, h.integrationsShow)
-	r.post("/integrations/vapi", d, h.requirePage, h.vapiConnect)
-	r.post("/integrations/vapi/test", d, h.requirePage, h.vapiTest)
-	r.get("/vapi", d, h.requirePage, h.vapiShow)
-	r.get("/fragments/vapi/settings", vapiList, h.requirePage, h.vapiSettingsFragment)
-	r.post("/vapi/settings/:key", d, h.requirePage, h.vapiSettingSave)
-	r.get("/fragments/vapi/changes", d, h.requirePage, h.vapiChangesFragment)
-	r.post("/integrations/twilio", d, h.requirePage, h.twilioConnect)
-	r.post("/integrations/twilio/test", d, h.requirePage, h.twilioTest)
-	r.get("/numbers", d, h.requirePage, h.numbersShow)
-	r.get("/fragments/twilio/numbers", d, h.requirePage, h.numbersFragment)
+	h.integrationRoutes(r, d)
+	if h.vapi != nil {
+		h.vapiRoutes(r, d)
+	}
+	if h.twilio != nil {
+		h.twilioRoutes(r, d)
+	}
+	if h.email != nil {
+		h.emailRoutes(r, d)
+	}
 
 	// JSON API.
 	r.get("/api/openapi.json", d, func(c *fiber.Ctx) error {
@@ -59,12 +55,6 @@ func (h *Handlers) routes(app *fiber.App) {
 		return c.Send(docs.OpenAPI)
 	})
 	r.get("/api/v1/me", d, h.requireAPI, h.apiMe)
-	r.get("/api/v1/integrations", d, h.requireAPI, h.apiIntegrations)
-	r.put("/api/v1/integrations/vapi/credentials", d, h.requireAPI, h.apiVapiCredentials)
-	r.get("/api/v1/vapi/settings", vapiList, h.requireAPI, h.apiVapiSettings)
-	r.put("/api/v1/vapi/settings/:key", d, h.requireAPI, h.apiVapiSettingPut)
-	r.put("/api/v1/integrations/twilio/credentials", d, h.requireAPI, h.apiTwilioCredentials)
-	r.get("/api/v1/twilio/numbers", d, h.requireAPI, h.apiTwilioNumbers)
 
 	// Anything else: 404 in the caller's format, through the error handler.
 	// Rate limited like any route, so probing unknown addresses is too.
@@ -98,6 +88,10 @@ func (r router) post(path string, p policy, hs ...fiber.Handler) {
 
 func (r router) put(path string, p policy, hs ...fiber.Handler) {
 	r.app.Put(path, r.h.route("PUT "+path, p, hs)...)
+}
+
+func (r router) delete(path string, p policy, hs ...fiber.Handler) {
+	r.app.Delete(path, r.h.route("DELETE "+path, p, hs)...)
 }
 
 func (r router) use(prefix string, limit policy, h fiber.Handler) {

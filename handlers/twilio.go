@@ -2,14 +2,10 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/ava/console/components"
-	"github.com/ava/console/services"
 	"github.com/ava/console/services/integrations"
 	"github.com/ava/console/services/twilio"
 )
@@ -18,8 +14,13 @@ import (
 type TwilioNumbers interface {
 	Connection(ctx context.Context, accountID int64) (integrations.Resolved, error)
 	Numbers(ctx context.Context, accountID int64) ([]twilio.Number, error)
-	Connect(ctx context.Context, accountID int64, accountSID, secret, apiKeySID string) (integrations.Resolved, error)
-	Test(ctx context.Context, accountID int64) (int, error)
+}
+
+// twilioRoutes registers the phone numbers page, its fragment and API.
+func (h *Handlers) twilioRoutes(r router, d policy) {
+	r.get("/numbers", d, h.requirePage, h.numbersShow)
+	r.get("/fragments/twilio/numbers", d, h.requirePage, h.numbersFragment)
+	r.get("/api/v1/twilio/numbers", d, h.requireAPI, h.apiTwilioNumbers)
 }
 
 type numbersPage struct {
@@ -46,7 +47,7 @@ func (h *Handlers) numbersFragment(c *fiber.Ctx) error {
 	u, _ := currentUser(c)
 	numbers, err := h.twilio.Numbers(c.UserContext(), u.AccountID)
 	switch {
-	case errors.Is(err, twilio.ErrNotConnected):
+	case integrations.IsNotConnected(err):
 		return renderComponent(c, components.EmptyStateLink(
 			"Twilio is not connected",
 			"Connect your Twilio account to see the phone numbers that ring your receptionist.",
@@ -61,53 +62,6 @@ func (h *Handlers) numbersFragment(c *fiber.Ctx) error {
 		))
 	}
 	return h.renderFragment(c, "fragments/numbers_list", numbersList{Numbers: numbers})
-}
-
-// twilioConnect checks and stores the account's Twilio credentials from the form.
-func (h *Handlers) twilioConnect(c *fiber.Ctx) error {
-	u, _ := currentUser(c)
-	form := connectForm{AccountSID: c.FormValue("account_sid"), APIKeySID: c.FormValue("api_key_sid")}
-	_, err := h.twilio.Connect(c.UserContext(), u.AccountID, form.AccountSID, c.FormValue("auth_token"), form.APIKeySID)
-	return h.answerConnect(c, services.IntegrationTwilio, form, err, "Twilio connected")
-}
-
-// renderIntegrationCard answers a connect form: the card with the new status
-// (and a toast on success), as a fragment or, without htmx, as the page.
-func (h *Handlers) renderIntegrationCard(c *fiber.Ctx, name string, form connectForm, saved bool, savedToast string) error {
-	u, _ := currentUser(c)
-	ctx := c.UserContext()
-	st, err := h.integrations.Status(ctx, u.AccountID, name)
-	if err != nil {
-		return err
-	}
-	card := integrationCard{Status: st, Label: integrationLabels[st.Name], Form: form, CSRF: csrfToken(c)}
-	if !isHTMX(c) {
-		return h.renderPage(c, "integrations", "Integrations", "integrations", integrationsPage{Cards: []integrationCard{card}})
-	}
-	if err := h.renderFragment(c, "fragments/integration_card", card); err != nil {
-		return err
-	}
-	if saved {
-		h.log.InfoContext(ctx, "integration connected", "integration", name)
-		return toast(c, components.ToastSuccess, savedToast)
-	}
-	return nil
-}
-
-// twilioTest checks the credentials in use and reports the result in place.
-func (h *Handlers) twilioTest(c *fiber.Ctx) error {
-	u, _ := currentUser(c)
-	n, err := h.twilio.Test(c.UserContext(), u.AccountID)
-	if err != nil {
-		if services.ErrorCode(err) == services.EINTERNAL {
-			return err
-		}
-		c.Status(statusOf(services.ErrorCode(err)))
-		return renderComponent(c, components.TestResult(false, "Connection failed: "+services.ErrorMessage(err)))
-	}
-	return renderComponent(c,
-		components.TestResult(true, fmt.Sprintf("Connected: Twilio lists %d phone number(s) on this account.", n)),
-		components.ToastOOB(components.ToastSuccess, "Twilio connection works"))
 }
 
 type numberJSON struct {
@@ -140,26 +94,4 @@ func (h *Handlers) apiTwilioNumbers(c *fiber.Ctx) error {
 		})
 	}
 	return c.JSON(out)
-}
-
-// apiTwilioCredentials is PUT /api/v1/integrations/twilio/credentials.
-func (h *Handlers) apiTwilioCredentials(c *fiber.Ctx) error {
-	u, _ := currentUser(c)
-	ctx := c.UserContext()
-	var body struct {
-		AccountSID string `json:"account_sid"`
-		AuthToken  string `json:"auth_token"`
-		APIKeySID  string `json:"api_key_sid"`
-	}
-	if err := json.Unmarshal(c.Body(), &body); err != nil {
-		return services.FieldError("account_sid", `The body must be a JSON object: {"account_sid": "AC...", "auth_token": "..."} (and "api_key_sid": "SK..." when auth_token is an API key's secret).`)
-	}
-	if _, err := h.twilio.Connect(ctx, u.AccountID, body.AccountSID, body.AuthToken, body.APIKeySID); err != nil {
-		return err
-	}
-	st, err := h.integrations.Status(ctx, u.AccountID, services.IntegrationTwilio)
-	if err != nil {
-		return err
-	}
-	return c.JSON(toIntegrationJSON(st))
 }

@@ -223,9 +223,9 @@ func TestTwilioCredentialsAPI(t *testing.T) {
 			name, body, field, says string
 		}{
 			{"short account SID", twilioCredentialsBody("AC123", token, ""), "account_sid", "AC followed by 32 hexadecimal characters"},
-			{"no account SID", `{"auth_token":"` + token + `"}`, "account_sid", "account_sid must be your Account SID"},
+			{"no account SID", `{"auth_token":"` + token + `"}`, "account_sid", "account_sid is required"},
 			{"short token", twilioCredentialsBody(sid, "short", ""), "auth_token", "16 to 64 letters and digits"},
-			{"no token", `{"account_sid":"` + sid + `"}`, "auth_token", "auth_token must be"},
+			{"no token", `{"account_sid":"` + sid + `"}`, "auth_token", "auth_token is required"},
 			{"malformed API key SID", twilioCredentialsBody(sid, token, "SK12"), "api_key_sid", "SK followed by 32 hexadecimal characters"},
 			{"not JSON", `account_sid=AC`, "account_sid", "must be a JSON object"},
 		} {

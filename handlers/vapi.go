@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"strings"
 
@@ -21,8 +20,19 @@ type VapiSettings interface {
 	List(ctx context.Context, accountID int64) ([]vapi.Setting, error)
 	Update(ctx context.Context, accountID, userID int64, key string, raw json.RawMessage) (vapi.Setting, error)
 	Changes(ctx context.Context, accountID int64, limit int) ([]services.SettingChange, error)
-	Connect(ctx context.Context, accountID int64, apiKey, assistantID string) (integrations.Resolved, *vapi.Assistant, error)
-	Test(ctx context.Context, accountID int64) (string, error)
+}
+
+// vapiRoutes registers the Vapi settings page, its fragments and API. Listing
+// settings reaches Vapi every time: 10 a minute, one budget for the page's
+// fragment and the JSON API together.
+func (h *Handlers) vapiRoutes(r router, d policy) {
+	list := policy{name: "vapi-settings-list", max: h.cfg.VapiListLimit}
+	r.get("/vapi", d, h.requirePage, h.vapiShow)
+	r.get("/fragments/vapi/settings", list, h.requirePage, h.vapiSettingsFragment)
+	r.post("/vapi/settings/:key", d, h.requirePage, h.vapiSettingSave)
+	r.get("/fragments/vapi/changes", d, h.requirePage, h.vapiChangesFragment)
+	r.get("/api/v1/vapi/settings", list, h.requireAPI, h.apiVapiSettings)
+	r.put("/api/v1/vapi/settings/:key", d, h.requireAPI, h.apiVapiSettingPut)
 }
 
 // recentChanges is how many audit entries the settings page shows.
@@ -43,26 +53,12 @@ func (h *Handlers) vapiShow(c *fiber.Ctx) error {
 	return h.renderPage(c, "vapi", "Vapi settings", "vapi", vapiPage{Connection: conn})
 }
 
-// settingRow is one setting in the list, possibly with the error of a failed save.
-type settingRow struct {
-	Setting vapi.Setting
-	// Input is the value typed by the user when a save failed, shown again
-	// in the field so nothing is lost; the row's current value stays the old one.
-	Input string
-	Error string
-	CSRF  string
-}
-
-type settingsList struct {
-	Rows []settingRow
-}
-
 // vapiSettingsFragment lists the settings as they are at Vapi now, or the
 // empty state when Vapi is not connected.
 func (h *Handlers) vapiSettingsFragment(c *fiber.Ctx) error {
 	u, _ := currentUser(c)
 	settings, err := h.vapi.List(c.UserContext(), u.AccountID)
-	if errors.Is(err, vapi.ErrNotConnected) {
+	if integrations.IsNotConnected(err) {
 		return renderComponent(c, components.EmptyStateLink(
 			"Vapi is not connected",
 			"Connect your Vapi assistant to see and change its greeting, call length and voice speed.",
@@ -72,25 +68,11 @@ func (h *Handlers) vapiSettingsFragment(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	list := settingsList{}
+	rows := make([]components.SettingRow, 0, len(settings))
 	for _, s := range settings {
-		list.Rows = append(list.Rows, settingRow{Setting: s, CSRF: csrfToken(c)})
+		rows = append(rows, components.SettingRow{Setting: s, CSRF: csrfToken(c)})
 	}
-	return h.renderFragment(c, "fragments/vapi_settings", list)
-}
-
-// formValueJSON turns a form field into the JSON value the service checks:
-// numbers for the numeric settings when they parse, strings otherwise (the
-// service then names the expected type).
-func formValueJSON(key, v string) json.RawMessage {
-	if key != vapi.KeyGreeting {
-		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-			b, _ := json.Marshal(f)
-			return b
-		}
-	}
-	b, _ := json.Marshal(v)
-	return b
+	return renderComponent(c, components.SettingsList(rows))
 }
 
 // vapiSettingSave saves one setting from the page. The row comes back with
@@ -100,20 +82,20 @@ func (h *Handlers) vapiSettingSave(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	key := c.Params("key")
 	input := c.FormValue("value")
-	updated, err := h.vapi.Update(ctx, u.AccountID, u.ID, key, formValueJSON(key, input))
+	updated, err := h.vapi.Update(ctx, u.AccountID, u.ID, key, vapi.FormJSON(key, input))
 	if err == nil {
 		h.log.InfoContext(ctx, "vapi setting saved", "key", key)
 		if !isHTMX(c) {
 			return c.Redirect("/vapi", fiber.StatusSeeOther)
 		}
 		c.Set("HX-Trigger", "vapi-changed")
-		if err := h.renderFragment(c, "fragments/vapi_setting_row", settingRow{Setting: updated, CSRF: csrfToken(c)}); err != nil {
+		if err := renderComponent(c, components.SettingRowView(components.SettingRow{Setting: updated, CSRF: csrfToken(c)})); err != nil {
 			return err
 		}
 		return toast(c, components.ToastSuccess, updated.Label+" saved")
 	}
 	code := services.ErrorCode(err)
-	if !isHTMX(c) || code == services.EINTERNAL || code == services.ENOTFOUND && !vapi.KnownKey(key) || errors.Is(err, vapi.ErrNotConnected) {
+	if !isHTMX(c) || code == services.EINTERNAL || code == services.ENOTFOUND && !vapi.KnownKey(key) || integrations.IsNotConnected(err) {
 		return err
 	}
 	// A refused or failed save: show the row as it is now at Vapi (when
@@ -122,7 +104,7 @@ func (h *Handlers) vapiSettingSave(c *fiber.Ctx) error {
 	if appErr.RetryAfter > 0 {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retrySeconds(appErr.RetryAfter)))
 	}
-	row := settingRow{Input: input, Error: services.ErrorMessage(err), CSRF: csrfToken(c)}
+	row := components.SettingRow{Input: input, Error: services.ErrorMessage(err), CSRF: csrfToken(c)}
 	if current, lerr := h.vapi.List(ctx, u.AccountID); lerr == nil {
 		row.Setting, _ = vapi.Find(current, key)
 	} else {
@@ -131,7 +113,7 @@ func (h *Handlers) vapiSettingSave(c *fiber.Ctx) error {
 	}
 	h.log.InfoContext(ctx, "vapi setting not saved", "key", key, "code", string(code), "reason", row.Error)
 	c.Status(statusOf(code))
-	return h.renderFragment(c, "fragments/vapi_setting_row", row)
+	return renderComponent(c, components.SettingRowView(row))
 }
 
 type changesList struct {

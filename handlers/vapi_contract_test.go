@@ -29,7 +29,7 @@ func TestVapiAPIContract(t *testing.T) {
 
 	call("GET", "/api/v1/vapi/settings", "", http.StatusNotFound) // not connected yet
 	body := call("GET", "/api/v1/integrations", "", http.StatusOK)
-	if !strings.Contains(body, `"name":"vapi","configured":false`) {
+	if !strings.Contains(body, `"name":"vapi","label":"Vapi","configured":false`) {
 		t.Fatalf("integrations before connecting: %s", body)
 	}
 	body = call("PUT", "/api/v1/integrations/vapi/credentials", `{"api_key":"wrong-key-0000","assistant_id":"`+vapiAssistant+`"}`, http.StatusUnprocessableEntity)

@@ -46,11 +46,25 @@ type SettingChange struct {
 	ChangedAt   time.Time
 }
 
+// OutboxEmail is an email the development stub of the Email integration
+// "sent": kept in the database, never delivered.
+type OutboxEmail struct {
+	AccountID int64
+	MessageID string
+	From      string
+	To        string
+	Subject   string
+	Text      string
+	SentAt    time.Time
+}
+
 // IntegrationStore keeps credentials, health and the audit trail.
 type IntegrationStore interface {
 	SaveCredentials(ctx context.Context, c StoredCredentials) error
 	// Credentials returns the account's stored credentials; ENOTFOUND if none.
 	Credentials(ctx context.Context, accountID int64, integration string) (StoredCredentials, error)
+	// DeleteCredentials removes them and reports whether there were any.
+	DeleteCredentials(ctx context.Context, accountID int64, integration string) (bool, error)
 	RecordIntegrationError(ctx context.Context, accountID int64, integration, message string, at time.Time) error
 	RecordIntegrationOK(ctx context.Context, accountID int64, integration string, at time.Time) error
 	IntegrationHealth(ctx context.Context, accountID int64, integration string) (IntegrationHealth, error)

@@ -44,6 +44,26 @@
   document.addEventListener("htmx:sendError", connectionError);
   document.addEventListener("htmx:timeout", connectionError);
 
+  // A connect form whose fields depend on a choice (Email: Resend or SMTP)
+  // shows only the chosen provider's fields. Without this script every
+  // group shows, and the server ignores the groups not chosen.
+  function showChosenGroups(root) {
+    root.querySelectorAll("select[data-selector-field]").forEach(function (select) {
+      var form = select.form;
+      if (!form) return;
+      form.querySelectorAll("fieldset[data-when]").forEach(function (group) {
+        var off = group.getAttribute("data-selector") === select.name && group.getAttribute("data-when") !== select.value;
+        group.hidden = off;
+        group.disabled = off;
+      });
+    });
+  }
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches("select[data-selector-field]")) showChosenGroups(e.target.form || document);
+  });
+  document.addEventListener("htmx:afterSwap", function () { showChosenGroups(document); });
+  document.addEventListener("DOMContentLoaded", function () { showChosenGroups(document); });
+
   // Toasts leave on their own after a while; the live region has announced
   // them by then.
   function expire(toast) {

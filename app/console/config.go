@@ -1,4 +1,4 @@
-package main
+package console
 
 import (
 	"crypto/rand"
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -40,6 +41,12 @@ type Config struct {
 	TwilioAuthToken       string
 	ResendBaseURL         string
 	ResendAPIKey          string
+	SMTPHost              string
+	SMTPPort              int
+	SMTPUsername          string
+	SMTPPassword          string
+	SMTPTLS               string // starttls, tls or none
+	EmailFrom             string
 	GoogleCalendarBaseURL string
 }
 
@@ -50,8 +57,8 @@ func (c Config) Production() bool { return c.Env == "production" }
 // INTEGRATIONS_STUB_MODE is on, and never in production.
 func (c Config) StubsAllowed() bool { return c.StubMode && !c.Production() }
 
-// dataDir is where development keeps its database and generated secret.
-const dataDir = "data"
+// DataDir is where development keeps its database and generated secret.
+const DataDir = "data"
 
 // configError names the variable whose value is refused.
 type configError struct {
@@ -67,7 +74,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
 		Port:         p.integer("PORT", 8080, 1, 65535),
 		Env:          p.oneOf("AVA_ENV", "production", "development", "production"),
-		DatabaseURL:  p.str("DATABASE_URL", "sqlite:"+filepath.Join(dataDir, "ava.db")),
+		DatabaseURL:  p.str("DATABASE_URL", "sqlite:"+filepath.Join(DataDir, "ava.db")),
 		StubMode:     p.boolean("INTEGRATIONS_STUB_MODE", false),
 		RateLimiting: p.boolean("ENABLE_RATE_LIMITING", true),
 		RedisURL:     p.str("REDIS_URL", ""),
@@ -86,12 +93,23 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		TwilioAuthToken:       p.str("TWILIO_AUTH_TOKEN", ""),
 		ResendBaseURL:         p.baseURL("RESEND_BASE_URL", "https://api.resend.com"),
 		ResendAPIKey:          p.str("RESEND_API_KEY", ""),
+		SMTPHost:              p.str("SMTP_HOST", ""),
+		SMTPPort:              p.integer("SMTP_PORT", 587, 1, 65535),
+		SMTPUsername:          p.str("SMTP_USERNAME", ""),
+		SMTPPassword:          p.getenv("SMTP_PASSWORD"),
+		SMTPTLS:               p.oneOf("SMTP_TLS", "starttls", "starttls", "tls", "none"),
+		EmailFrom:             p.str("EMAIL_FROM", ""),
 		GoogleCalendarBaseURL: p.baseURL("GOOGLE_CALENDAR_BASE_URL", "https://www.googleapis.com"),
 	}
 	c.LogLevel = p.level("LOG_LEVEL")
 	p.databaseURL("DATABASE_URL", c.DatabaseURL)
 	if c.RedisURL != "" {
 		p.urlWithScheme("REDIS_URL", c.RedisURL, "redis", "rediss")
+	}
+	if c.EmailFrom != "" {
+		if _, err := mail.ParseAddress(c.EmailFrom); err != nil {
+			p.fail("EMAIL_FROM", fmt.Sprintf("%q is not an email address (like Ava <ava@example.com>)", c.EmailFrom))
+		}
 	}
 	if key := getenv("AVA_SECRET_KEY"); key != "" {
 		c.SecretKey = p.secret("AVA_SECRET_KEY", key)
@@ -245,9 +263,9 @@ func redactURL(v string) string {
 	return u.Redacted()
 }
 
-// ensureDevSecret returns the development secret kept in dir, generating it
+// EnsureDevSecret returns the development secret kept in dir, generating it
 // on first use. Only development calls it; production must be given a key.
-func ensureDevSecret(dir string) ([]byte, error) {
+func EnsureDevSecret(dir string) ([]byte, error) {
 	path := filepath.Join(dir, "secret.key")
 	data, err := os.ReadFile(path) //nolint:gosec // path is our own data folder
 	if err == nil {

@@ -1,4 +1,4 @@
-package main
+package console
 
 import (
 	"bytes"
@@ -109,11 +109,11 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 
 func TestDevSecretIsGeneratedOnceAndKept(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	k1, err := ensureDevSecret(dir)
+	k1, err := EnsureDevSecret(dir)
 	if err != nil || len(k1) != 32 {
 		t.Fatalf("%v %d", err, len(k1))
 	}
-	k2, err := ensureDevSecret(dir)
+	k2, err := EnsureDevSecret(dir)
 	if err != nil || !bytes.Equal(k1, k2) {
 		t.Fatal("the development secret changed between starts")
 	}
@@ -124,7 +124,7 @@ func TestDevSecretIsGeneratedOnceAndKept(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "secret.key"), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ensureDevSecret(dir); err == nil {
+	if _, err := EnsureDevSecret(dir); err == nil {
 		t.Fatal("a corrupt secret file was accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package console
 
 import (
 	"context"
@@ -10,17 +10,14 @@ import (
 	"github.com/ava/console/services/integrations"
 )
 
-// homeSections tells the home page the state of each section: each
-// integration's live status, and the number of active API tokens.
-func homeSections(accounts *account.Service, statuses *integrations.Reporter) handlers.Sections {
+// homeSections tells the home page the state of each section: every
+// integration's live status (from the registry), then the number of active
+// API tokens.
+func homeSections(accounts *account.Service, reg *integrations.Registry) handlers.Sections {
 	return func(ctx context.Context, u services.User) ([]handlers.Section, error) {
-		sts, err := statuses.Statuses(ctx, u.AccountID)
+		statuses, err := reg.Statuses(ctx, u.AccountID)
 		if err != nil {
 			return nil, err
-		}
-		byName := map[string]integrations.Status{}
-		for _, st := range sts {
-			byName[st.Name] = st
 		}
 		tokens, err := accounts.Tokens(ctx, u.ID)
 		if err != nil {
@@ -32,35 +29,33 @@ func homeSections(accounts *account.Service, statuses *integrations.Reporter) ha
 				active++
 			}
 		}
+		out := make([]handlers.Section, 0, len(statuses)+1)
+		for _, st := range statuses {
+			out = append(out, section(st))
+		}
 		tokenState, tokenKind := "No active tokens", "off"
 		if active > 0 {
 			tokenState, tokenKind = fmt.Sprintf("%d active", active), "ok"
 		}
-		vapi := section("Vapi settings", "What your assistant says first, how long calls may last, how fast it speaks.",
-			byName[services.IntegrationVapi])
-		vapi.Href = "/vapi"
-		numbers := section("Phone numbers", "The Twilio numbers that ring your receptionist.", byName[services.IntegrationTwilio])
-		numbers.Href = "/numbers"
-		return []handlers.Section{
-			vapi,
-			numbers,
-			section("Email", "Outgoing email through Resend.", byName[services.IntegrationEmail]),
-			section("Calendar", "Your Google Calendar, for booking.", byName[services.IntegrationCalendar]),
-			{Name: "API tokens", Description: "Tokens for the JSON API.", Href: "/tokens", State: tokenState, StateKind: tokenKind},
-		}, nil
+		return append(out, handlers.Section{
+			Name: "API tokens", Description: "Tokens for the JSON API.", Href: "/tokens", State: tokenState, StateKind: tokenKind,
+		}), nil
 	}
 }
 
 // section states an integration: not connected, failing (open breaker or a
 // last error newer than the last success), or connected and from where.
-func section(name, desc string, st integrations.Status) handlers.Section {
-	s := handlers.Section{Name: name, Description: desc}
+func section(st integrations.Status) handlers.Section {
+	s := handlers.Section{Name: st.Spec.Label, Description: st.Spec.Blurb}
+	if p := st.Spec.Page; p != nil {
+		s.Name, s.Description, s.Href = p.Title, p.Description, p.Href
+	}
 	switch {
 	case !st.Configured:
 		s.State, s.StateKind = "Not connected", "off"
 	case st.BreakerState == "open":
 		s.State, s.StateKind = "Failing: calls paused", "warn"
-	case st.LastErrorAt != nil && (st.LastOKAt == nil || st.LastErrorAt.After(*st.LastOKAt)):
+	case st.Failing():
 		s.State, s.StateKind = "Last call failed", "warn"
 	case st.Source == integrations.SourceStub:
 		s.State, s.StateKind = "Stub (development only)", "warn"

@@ -112,7 +112,10 @@ func (s *Service) CreateOwner(ctx context.Context, email, password string, first
 	return u, nil
 }
 
-var errBadCredentials = services.Errorf(services.EUNAUTHORIZED, "Incorrect email or password.")
+// errBadCredentials is a fresh refusal of a sign-in each time it is needed.
+func errBadCredentials() error {
+	return services.Errorf(services.EUNAUTHORIZED, "Incorrect email or password.")
+}
 
 // Authenticate returns the owner whose email and password these are. Unknown
 // email and wrong password give the same error, after the same work.
@@ -122,7 +125,7 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (ser
 	case "":
 	case services.ENOTFOUND:
 		_, _ = CheckPassword(s.dummyHash, password)
-		return services.User{}, errBadCredentials
+		return services.User{}, errBadCredentials()
 	default:
 		return services.User{}, services.Internal(err)
 	}
@@ -131,7 +134,7 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (ser
 		return services.User{}, services.Internal(err)
 	}
 	if !ok {
-		return services.User{}, errBadCredentials
+		return services.User{}, errBadCredentials()
 	}
 	return u, nil
 }

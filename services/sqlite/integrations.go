@@ -108,3 +108,46 @@ func (db *DB) SettingChanges(ctx context.Context, accountID int64, integration s
 	}
 	return out, rows.Err()
 }
+
+// DeleteCredentials removes an account's credentials for an integration and
+// reports whether there were any.
+func (db *DB) DeleteCredentials(ctx context.Context, accountID int64, integration string) (bool, error) {
+	res, err := db.db.ExecContext(ctx,
+		"DELETE FROM integration_credentials WHERE account_id = ? AND integration = ?", accountID, integration)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// AddOutboxEmail keeps an email the development stub "sent".
+func (db *DB) AddOutboxEmail(ctx context.Context, e services.OutboxEmail) error {
+	_, err := db.db.ExecContext(ctx, `
+		INSERT INTO email_outbox (account_id, message_id, sender, recipient, subject, body, sent_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		e.AccountID, e.MessageID, e.From, e.To, e.Subject, e.Text, millis(e.SentAt))
+	return err
+}
+
+// OutboxEmails returns the stub's latest emails for an account, newest first.
+func (db *DB) OutboxEmails(ctx context.Context, accountID int64, limit int) ([]services.OutboxEmail, error) {
+	rows, err := db.db.QueryContext(ctx, `
+		SELECT account_id, message_id, sender, recipient, subject, body, sent_at
+		FROM email_outbox WHERE account_id = ? ORDER BY id DESC LIMIT ?`, accountID, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	var out []services.OutboxEmail
+	for rows.Next() {
+		var e services.OutboxEmail
+		var at int64
+		if err := rows.Scan(&e.AccountID, &e.MessageID, &e.From, &e.To, &e.Subject, &e.Text, &at); err != nil {
+			return nil, err
+		}
+		e.SentAt = fromMillis(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

@@ -27,7 +27,7 @@ import (
 	"github.com/ava/console/services/upstream"
 )
 
-// world is the Twilio service wired as in app/serve.go (guards.Client
+// world is the Twilio service wired as in app/console/console.go (guards.Client
 // ("twilio") + CheckRedirect + RewriteTransport + NewPool) against the
 // wire-level fake over TCP, with real SQLite and a real sealer.
 type world struct {
@@ -35,12 +35,14 @@ type world struct {
 	guards *upstream.Guards
 	reg    *prometheus.Registry
 	pool   *twilio.Pool
-	svc    *twilio.Service
-	creds  *integrations.Credentials
-	db     *sqlite.DB
-	dbPath string
-	user   services.User
-	logs   *logtest.Buffer
+	twilio *twilio.Integration
+	// registry is the integration registry (reg is the metrics one).
+	registry *integrations.Registry
+	svc      *twilio.Service
+	db       *sqlite.DB
+	dbPath   string
+	user     services.User
+	logs     *logtest.Buffer
 	// dials counts the TCP connections the fake accepted.
 	dials atomic.Int64
 }
@@ -48,6 +50,7 @@ type world struct {
 type worldOptions struct {
 	upstream upstream.Settings
 	env      [2]string
+	stubs    integrations.StubPolicy
 }
 
 type option func(*worldOptions)
@@ -55,6 +58,11 @@ type option func(*worldOptions)
 // withEnv sets TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.
 func withEnv(sid, token string) option {
 	return func(o *worldOptions) { o.env = [2]string{sid, token} }
+}
+
+// withStubs sets what INTEGRATIONS_STUB_MODE means (StubsOff by default).
+func withStubs(p integrations.StubPolicy) option {
+	return func(o *worldOptions) { o.stubs = p }
 }
 
 func withSettings(f func(*upstream.Settings)) option {
@@ -85,7 +93,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 	if w.guards, err = upstream.NewGuards(o.upstream, log, w.reg); err != nil {
 		t.Fatal(err)
 	}
-	hc := w.guards.Client(services.IntegrationTwilio)
+	hc := w.guards.Client(twilio.Name)
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if hc.Transport, err = twilio.NewRewriteTransport(hc.Transport, srv.URL); err != nil {
 		t.Fatal(err)
@@ -107,9 +115,41 @@ func newWorld(t *testing.T, opts ...option) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.creds = integrations.NewCredentials(w.db, sealer, log, twilio.Kind(o.env[0], o.env[1]))
-	w.svc = twilio.NewService(w.pool, w.creds, o.upstream.Timeout)
+	if w.twilio, err = twilio.NewIntegration(w.pool, o.env[0], o.env[1], o.upstream.Timeout); err != nil {
+		t.Fatal(err)
+	}
+	if w.registry, err = integrations.NewRegistry(w.db, sealer, integrations.Options{
+		Stubs:    o.stubs,
+		Breakers: func(n string) string { return w.guards.Breaker(n).State() },
+		Log:      log,
+	}, w.twilio); err != nil {
+		t.Fatal(err)
+	}
+	w.svc = twilio.NewService(w.twilio, w.registry)
 	return w
+}
+
+// connect connects the owner's account to Twilio through the registry, as
+// the Integrations page does (keySID empty: the Auth Token).
+func (w *world) connect(ctx context.Context, sid, secret, keySID string) (integrations.Resolved, error) {
+	return w.registry.Connect(ctx, w.user.AccountID, twilio.Name, integrations.Values{
+		twilio.FieldAccountSID: sid, twilio.FieldAuthToken: secret, twilio.FieldAPIKeySID: keySID,
+	})
+}
+
+// test is "Test connection" for the owner's account.
+func (w *world) test(ctx context.Context) (string, error) {
+	return w.registry.Test(ctx, w.user.AccountID, twilio.Name)
+}
+
+// health is what the store remembers of the owner's last Twilio calls.
+func (w *world) health(t *testing.T) services.IntegrationHealth {
+	t.Helper()
+	h, err := w.db.IntegrationHealth(context.Background(), w.user.AccountID, twilio.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // account creates fake account i with n numbers and returns its credentials.
@@ -124,14 +164,14 @@ func (w *world) account(i, n int) (sid, token string) {
 func (w *world) connected(t *testing.T, n int) (sid, token string) {
 	t.Helper()
 	sid, token = w.account(0, n)
-	if _, err := w.svc.Connect(context.Background(), w.user.AccountID, sid, token, ""); err != nil {
+	if _, err := w.connect(context.Background(), sid, token, ""); err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	w.fake.ResetRequests()
 	return sid, token
 }
 
-func (w *world) breaker() string { return w.guards.Breaker(services.IntegrationTwilio).State() }
+func (w *world) breaker() string { return w.guards.Breaker(twilio.Name).State() }
 
 func (w *world) numbers(ctx context.Context) ([]twilio.Number, error) {
 	return w.svc.Numbers(ctx, w.user.AccountID)

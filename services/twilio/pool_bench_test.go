@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ava/console/services"
+	"github.com/ava/console/services/integrations"
 	"github.com/ava/console/services/twilio/twiliotest"
 	"github.com/ava/console/services/upstream"
 )
@@ -35,14 +36,14 @@ const (
 	trafficWarmup = 20_000
 )
 
-// trafficRig is the production wiring (app/serve.go) against the fake:
+// trafficRig is the production wiring (app/console/console.go) against the fake:
 // guards.Client("twilio") + CheckRedirect + RewriteTransport + NewPool, and
 // a count of the TCP connections the fake accepted.
 type trafficRig struct {
-	svc   *Service
-	pool  *Pool
-	reg   *prometheus.Registry
-	dials atomic.Int64
+	twilio *Integration
+	pool   *Pool
+	reg    *prometheus.Registry
+	dials  atomic.Int64
 }
 
 func newTrafficRig(tb testing.TB) *trafficRig {
@@ -67,7 +68,7 @@ func newTrafficRig(tb testing.TB) *trafficRig {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	hc := guards.Client(services.IntegrationTwilio)
+	hc := guards.Client(Name)
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if hc.Transport, err = NewRewriteTransport(hc.Transport, srv.URL); err != nil {
 		tb.Fatal(err)
@@ -76,7 +77,9 @@ func newTrafficRig(tb testing.TB) *trafficRig {
 	if r.pool, err = NewPool(PoolSize, hc, r.reg); err != nil {
 		tb.Fatal(err)
 	}
-	r.svc = &Service{pool: r.pool, timeout: 10 * time.Second}
+	if r.twilio, err = NewIntegration(r.pool, "", "", 10*time.Second); err != nil {
+		tb.Fatal(err)
+	}
 	return r
 }
 
@@ -99,7 +102,10 @@ func (r *trafficRig) counts(tb testing.TB) (hits, misses float64) {
 
 // call is one lookup and one real list call for account i.
 func (r *trafficRig) call(ctx context.Context, i int) error {
-	numbers, err := r.svc.list(ctx, creds(i))
+	c := creds(i)
+	numbers, err := r.twilio.list(ctx, integrations.Resolved{Source: integrations.SourceAccount, Values: integrations.Values{
+		FieldAccountSID: c.AccountSID, FieldAuthToken: c.Secret,
+	}})
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -20,37 +19,11 @@ import (
 	"github.com/ava/console/services/upstream"
 )
 
-// Credential fields of the Twilio integration (names, not values).
-//
-//nolint:gosec // G101: these are field names
-const (
-	FieldAccountSID = "account_sid"
-	FieldAuthToken  = "auth_token"
-	FieldAPIKeySID  = "api_key_sid"
-)
-
 // Paging bounds: at most MaxPages pages of PageSize numbers (1000 numbers).
 const (
 	PageSize = 50
 	MaxPages = 20
 )
-
-// Kind describes Twilio's credentials, with the environment's fallback.
-func Kind(envAccountSID, envAuthToken string) integrations.Kind {
-	return integrations.Kind{
-		Name: services.IntegrationTwilio,
-		Fields: []integrations.Field{
-			{Name: FieldAccountSID}, {Name: FieldAuthToken, Secret: true}, {Name: FieldAPIKeySID, Optional: true},
-		},
-		Env: map[string]string{FieldAccountSID: envAccountSID, FieldAuthToken: envAuthToken},
-	}
-}
-
-// ErrNotConnected is returned when neither the account nor the environment has Twilio credentials.
-var ErrNotConnected = &services.Error{
-	Code:    services.ENOTFOUND,
-	Message: "Twilio is not connected. Add your Account SID and Auth Token (or an API key) on the Integrations page.",
-}
 
 // Number is one of the account's phone numbers.
 type Number struct {
@@ -62,48 +35,44 @@ type Number struct {
 	MMS          bool
 }
 
-// Service lists phone numbers and checks credentials.
-type Service struct {
-	pool    *Pool
-	creds   *integrations.Credentials
-	timeout time.Duration
+// Connections runs calls with an account's credentials and records their
+// outcome (the integration registry).
+type Connections interface {
+	Resolve(ctx context.Context, accountID int64, name string) (integrations.Resolved, error)
+	Use(ctx context.Context, accountID int64, name string, fn func(ctx context.Context, conn integrations.Resolved) error) error
 }
 
-// NewService returns the Twilio service; timeout is UPSTREAM_TIMEOUT, for messages.
-func NewService(pool *Pool, creds *integrations.Credentials, timeout time.Duration) *Service {
-	return &Service{pool: pool, creds: creds, timeout: timeout}
+// Service lists phone numbers.
+type Service struct {
+	twilio *Integration
+	creds  Connections
+}
+
+// NewService returns the Twilio numbers service.
+func NewService(twilio *Integration, creds Connections) *Service {
+	return &Service{twilio: twilio, creds: creds}
 }
 
 // Connection returns the account's resolved Twilio credentials (masked hints, source).
 func (s *Service) Connection(ctx context.Context, accountID int64) (integrations.Resolved, error) {
-	return s.creds.Resolve(ctx, accountID, services.IntegrationTwilio)
-}
-
-func (s *Service) credentials(ctx context.Context, accountID int64) (Credentials, error) {
-	r, err := s.Connection(ctx, accountID)
-	if err != nil {
-		return Credentials{}, err
-	}
-	if !r.Configured() {
-		return Credentials{}, ErrNotConnected
-	}
-	return Credentials{AccountSID: r.Values[FieldAccountSID], APIKeySID: r.Values[FieldAPIKeySID], Secret: r.Values[FieldAuthToken]}, nil
+	return s.creds.Resolve(ctx, accountID, Name)
 }
 
 // Numbers lists every phone number of the account's Twilio account,
 // following next_page_uri up to MaxPages pages.
 func (s *Service) Numbers(ctx context.Context, accountID int64) ([]Number, error) {
-	c, err := s.credentials(ctx, accountID)
-	if err != nil {
-		return nil, err
-	}
-	numbers, err := s.list(ctx, c)
-	s.creds.RecordResult(ctx, accountID, services.IntegrationTwilio, err)
+	var numbers []Number
+	err := s.creds.Use(ctx, accountID, Name, func(ctx context.Context, conn integrations.Resolved) error {
+		var err error
+		numbers, err = s.twilio.list(ctx, conn)
+		return err
+	})
 	return numbers, err
 }
 
-func (s *Service) list(ctx context.Context, c Credentials) ([]Number, error) {
-	rc := s.pool.Client(c)
+func (i *Integration) list(ctx context.Context, conn integrations.Resolved) ([]Number, error) {
+	c := credentialsOf(conn)
+	rc := i.poolFor(conn).Client(c)
 	next := fmt.Sprintf("%s/2010-04-01/Accounts/%s/IncomingPhoneNumbers.json?PageSize=%d", apiHost, url.PathEscape(c.AccountSID), PageSize)
 	numbers := []Number{}
 	for page := 0; next != ""; page++ {
@@ -112,13 +81,13 @@ func (s *Service) list(ctx context.Context, c Credentials) ([]Number, error) {
 				Message: fmt.Sprintf("This Twilio account has more than %d phone numbers; the console lists at most that many.", MaxPages*PageSize)}
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, upstream.Error("Twilio", s.timeout, err)
+			return nil, upstream.Error("Twilio", i.timeout, err)
 		}
 		// The SDK takes no context: the correlation id goes as a header,
 		// the timeout is the shared http.Client's.
 		resp, err := rc.Get(next, nil, correlationHeaders(ctx), "")
 		if err != nil {
-			return nil, s.translate(err)
+			return nil, i.translate(err)
 		}
 		var body openapi.ListIncomingPhoneNumberResponse
 		err = json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&body)
@@ -171,13 +140,13 @@ func restError(e *client.TwilioRestError) string {
 
 // translate turns a failed Twilio call into the console's error. Bad
 // credentials (401, code 20003) are the user's to fix, not an outage.
-func (s *Service) translate(err error) error {
+func (i *Integration) translate(err error) error {
 	var te *client.TwilioRestError
 	if !errors.As(err, &te) {
 		if strings.Contains(err.Error(), "error decoding the response for an HTTP error code") {
 			return &services.Error{Code: services.EUPSTREAM, Message: "Twilio is having trouble (it answered with an error). Try again in a moment.", Err: err}
 		}
-		return upstream.Error("Twilio", s.timeout, err)
+		return upstream.Error("Twilio", i.timeout, err)
 	}
 	switch {
 	case te.Status == http.StatusUnauthorized || te.Code == 20003:
@@ -191,73 +160,8 @@ func (s *Service) translate(err error) error {
 		if secs, ok := te.Details[retryAfterDetail].(float64); ok {
 			wait = time.Duration(secs) * time.Second
 		}
-		return upstream.StatusError("Twilio", te.Status, restError(te), wait)
+		return upstream.StatusError("Twilio", te.Status, restError(te), wait, err)
 	}
-}
-
-var (
-	accountSIDPattern = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
-	apiKeySIDPattern  = regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`)
-	secretPattern     = regexp.MustCompile(`^[A-Za-z0-9]{16,64}$`)
-)
-
-// Connect checks the credentials with Twilio (it lists one page of
-// numbers) and stores them only if Twilio accepts them.
-func (s *Service) Connect(ctx context.Context, accountID int64, accountSID, secret, apiKeySID string) (integrations.Resolved, error) {
-	accountSID, secret, apiKeySID = strings.TrimSpace(accountSID), strings.TrimSpace(secret), strings.TrimSpace(apiKeySID)
-	switch {
-	case !accountSIDPattern.MatchString(accountSID):
-		return integrations.Resolved{}, services.FieldError(FieldAccountSID, "account_sid must be your Account SID: AC followed by 32 hexadecimal characters.")
-	case apiKeySID != "" && !apiKeySIDPattern.MatchString(apiKeySID):
-		return integrations.Resolved{}, services.FieldError(FieldAPIKeySID, "api_key_sid must be an API key SID: SK followed by 32 hexadecimal characters, or empty.")
-	case !secretPattern.MatchString(secret):
-		return integrations.Resolved{}, services.FieldError(FieldAuthToken, "auth_token must be your Auth Token (or the API key's secret): 16 to 64 letters and digits.")
-	}
-	c := Credentials{AccountSID: accountSID, APIKeySID: apiKeySID, Secret: secret}
-	rc := s.pool.Client(c)
-	probe := fmt.Sprintf("%s/2010-04-01/Accounts/%s/IncomingPhoneNumbers.json?PageSize=1", apiHost, url.PathEscape(accountSID))
-	resp, err := rc.Get(probe, nil, correlationHeaders(ctx), "")
-	if err != nil {
-		s.pool.Forget(c)
-		var te *client.TwilioRestError
-		if errors.As(err, &te) && (te.Status == http.StatusUnauthorized || te.Status == http.StatusNotFound || te.Code == 20003) {
-			field := FieldAuthToken
-			if te.Status == http.StatusNotFound {
-				field = FieldAccountSID
-			}
-			return integrations.Resolved{}, services.FieldError(field, "Twilio refused the credentials: %s", restError(te))
-		}
-		return integrations.Resolved{}, s.translate(err)
-	}
-	drainClose(resp)
-	previous, _ := s.Connection(ctx, accountID)
-	values := map[string]string{FieldAccountSID: accountSID, FieldAuthToken: secret}
-	if apiKeySID != "" {
-		values[FieldAPIKeySID] = apiKeySID
-	}
-	r, err := s.creds.Save(ctx, accountID, services.IntegrationTwilio, values)
-	if err != nil {
-		return integrations.Resolved{}, err
-	}
-	// The account's previous own credentials are done with; environment
-	// credentials stay pooled for the accounts that still use them.
-	if previous.Source == integrations.SourceAccount {
-		old := Credentials{AccountSID: previous.Values[FieldAccountSID], APIKeySID: previous.Values[FieldAPIKeySID], Secret: previous.Values[FieldAuthToken]}
-		if old != c {
-			s.pool.Forget(old)
-		}
-	}
-	s.creds.RecordResult(ctx, accountID, services.IntegrationTwilio, nil)
-	return r, nil
-}
-
-// Test checks the credentials in use and returns how many numbers there are.
-func (s *Service) Test(ctx context.Context, accountID int64) (int, error) {
-	numbers, err := s.Numbers(ctx, accountID)
-	if err != nil {
-		return 0, err
-	}
-	return len(numbers), nil
 }
 
 // correlationHeaders are the headers that carry the request's correlation id

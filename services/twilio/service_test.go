@@ -83,7 +83,7 @@ func TestNumbersWithAnAPIKey(t *testing.T) {
 	secret := "apikeysecret" + strings.Repeat("Q", 20)
 	w.fake.AddAPIKey(sid, apiKeySID, secret)
 	ctx := services.WithCorrelationID(context.Background(), "corr-key-1")
-	r, err := w.svc.Connect(ctx, w.user.AccountID, sid, secret, apiKeySID)
+	r, err := w.connect(ctx, sid, secret, apiKeySID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,11 +152,12 @@ func TestNumbersBoundedAtMaxPages(t *testing.T) {
 func TestNotConnected(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, withEnv(twiliotest.AccountSID(5), "")) // half an environment is none
+	const want = "Twilio is not connected. Add your Account SID and Auth Token (or an API key) on the Integrations page."
 	_, err := w.numbers(context.Background())
-	if !errors.Is(err, twilio.ErrNotConnected) || services.ErrorCode(err) != services.ENOTFOUND {
-		t.Fatalf("got %v, want ErrNotConnected", err)
+	if !integrations.IsNotConnected(err) || wantCode(t, err, services.ENOTFOUND, "").Message != want {
+		t.Fatalf("got %v, want not connected: %q", err, want)
 	}
-	if _, err := w.svc.Test(context.Background(), w.user.AccountID); !errors.Is(err, twilio.ErrNotConnected) {
+	if _, err := w.test(context.Background()); !integrations.IsNotConnected(err) || wantCode(t, err, services.ENOTFOUND, "").Message != want {
 		t.Fatalf("Test: %v", err)
 	}
 	if n := len(w.fake.Requests()); n != 0 {
@@ -187,9 +188,8 @@ func TestBadCredentialsAreNotAnOutage(t *testing.T) {
 	if got := w.outcome(t, upstream.OutcomeClientError); got != 10 {
 		t.Errorf("client_error outcomes %v, want 10", got)
 	}
-	h, err := w.creds.Health(context.Background(), w.user.AccountID, services.IntegrationTwilio)
-	if err != nil || h.LastError != want || h.LastErrorAt == nil {
-		t.Errorf("health %+v %v: want the last error recorded", h, err)
+	if h := w.health(t); h.LastError != want || h.LastErrorAt == nil {
+		t.Errorf("health %+v: want the last error recorded", h)
 	}
 
 	// Neither do they hide an outage: 2 failures, refusals, 1 failure opens it.
@@ -260,7 +260,7 @@ func TestRateLimitsAndServerErrorsOpenTheBreaker(t *testing.T) {
 				t.Errorf("the open breaker took %s to refuse", took)
 			}
 			// Connecting needs Twilio too: refused the same way, nothing stored.
-			_, err = w.svc.Connect(context.Background(), w.user.AccountID, twiliotest.AccountSID(1), twiliotest.AuthToken(1), "")
+			_, err = w.connect(context.Background(), twiliotest.AccountSID(1), twiliotest.AuthToken(1), "")
 			wantCode(t, err, services.EUNAVAILABLE, "paused")
 			if n := len(w.fake.Requests()); n != 0 {
 				t.Errorf("the open breaker let %d requests through", n)
@@ -341,7 +341,7 @@ func TestConnectRefusesMalformedCredentialsWithoutACall(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
-			_, err := w.svc.Connect(context.Background(), w.user.AccountID, tt.sid, tt.secret, tt.keySID)
+			_, err := w.connect(context.Background(), tt.sid, tt.secret, tt.keySID)
 			e := wantCode(t, err, services.EINVALID, tt.field)
 			if e.Field != tt.field {
 				t.Errorf("field %q, want %q", e.Field, tt.field)
@@ -386,7 +386,7 @@ func TestConnectRefusedByTwilio(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			sid, secret, keySID := tt.prepare(w)
-			_, err := w.svc.Connect(context.Background(), w.user.AccountID, sid, secret, keySID)
+			_, err := w.connect(context.Background(), sid, secret, keySID)
 			e := wantCode(t, err, services.EINVALID, tt.says)
 			if e.Field != tt.field {
 				t.Errorf("field %q, want %q", e.Field, tt.field)
@@ -412,7 +412,7 @@ func TestConnectRefusalKeepsEarlierCredentials(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	sid, _ := w.connected(t, 3)
-	if _, err := w.svc.Connect(context.Background(), w.user.AccountID, sid, twiliotest.AuthToken(8), ""); services.ErrorCode(err) != services.EINVALID {
+	if _, err := w.connect(context.Background(), sid, twiliotest.AuthToken(8), ""); services.ErrorCode(err) != services.EINVALID {
 		t.Fatalf("got %v", err)
 	}
 	if numbers, err := w.numbers(context.Background()); err != nil || len(numbers) != 3 {
@@ -425,7 +425,7 @@ func TestConnectStoresCredentialsSealed(t *testing.T) {
 	w := newWorld(t)
 	sid, token := w.account(0, 2)
 	ctx := context.Background()
-	r, err := w.svc.Connect(ctx, w.user.AccountID, "  "+sid+"\n", " "+token+" ", "")
+	r, err := w.connect(ctx, "  "+sid+"\n", " "+token+" ", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,14 +437,14 @@ func TestConnectStoresCredentialsSealed(t *testing.T) {
 	if err != nil || stored.Source != integrations.SourceAccount || stored.Values[twilio.FieldAuthToken] != token {
 		t.Fatalf("stored %+v %v", stored, err)
 	}
-	row, err := w.db.Credentials(ctx, w.user.AccountID, services.IntegrationTwilio)
+	row, err := w.db.Credentials(ctx, w.user.AccountID, twilio.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if bytes.Contains(row.Sealed, []byte(token)) || fmt.Sprint(row.Hints) != fmt.Sprint(wantHints) {
 		t.Errorf("row: sealed holds the token or hints %v", row.Hints)
 	}
-	if h, _ := w.creds.Health(ctx, w.user.AccountID, services.IntegrationTwilio); h.LastOKAt == nil {
+	if h := w.health(t); h.LastOKAt == nil {
 		t.Error("a successful connect was not recorded")
 	}
 
@@ -510,7 +510,7 @@ func TestReplacingCredentials(t *testing.T) {
 	}
 	for _, s := range steps {
 		sid, secret, keySID := s.connect()
-		if _, err := w.svc.Connect(ctx, w.user.AccountID, sid, secret, keySID); err != nil {
+		if _, err := w.connect(ctx, sid, secret, keySID); err != nil {
 			t.Fatalf("%s: connect: %v", s.name, err)
 		}
 		if w.pool.Len() != 1 {
@@ -548,13 +548,13 @@ func TestEnvironmentCredentials(t *testing.T) {
 	if reqs := w.fake.Requests(); reqs[0].Username != envSID {
 		t.Errorf("username %q, want the environment's SID", reqs[0].Username)
 	}
-	if n, err := w.svc.Test(ctx, w.user.AccountID); err != nil || n != 2 {
-		t.Errorf("Test: %d %v", n, err)
+	if msg, err := w.test(ctx); err != nil || msg != "Connected: Twilio lists 2 phone number(s) on this account." {
+		t.Errorf("Test: %q %v", msg, err)
 	}
 
 	// The account's own credentials take over.
 	sid, token := w.account(0, 5)
-	if _, err := w.svc.Connect(ctx, w.user.AccountID, sid, token, ""); err != nil {
+	if _, err := w.connect(ctx, sid, token, ""); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := w.svc.Connection(ctx, w.user.AccountID); r.Source != integrations.SourceAccount {
@@ -583,5 +583,88 @@ func TestRateLimitSaysWhenToRetry(t *testing.T) {
 	// The rewritten answer still reads as Twilio's: the next call works.
 	if n, err := w.numbers(context.Background()); err != nil || len(n) != 5 {
 		t.Fatalf("after the rate limit: %d numbers, %v", len(n), err)
+	}
+}
+
+// An account without credentials lists the built-in stub's numbers only in
+// development with the flag on; the stub never reaches Twilio nor the pool
+// of real clients.
+func TestStubNumbers(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		stubs integrations.StubPolicy
+	}{
+		{"development with the flag", integrations.StubsAllowed},
+		{"production with the flag", integrations.StubsRefused},
+		{"flag off", integrations.StubsOff},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, withStubs(tt.stubs))
+			ctx := context.Background()
+			numbers, err := w.numbers(ctx)
+			msg, testErr := w.test(ctx)
+			switch tt.stubs {
+			case integrations.StubsAllowed:
+				if err != nil || len(numbers) != 3 || numbers[0].FriendlyName != "Stub front desk" {
+					t.Fatalf("stub numbers %+v %v", numbers, err)
+				}
+				if testErr != nil || msg != "Connected: Twilio lists 3 phone number(s) on this account." {
+					t.Fatalf("Test through the stub: %q %v", msg, testErr)
+				}
+				if r, _ := w.svc.Connection(ctx, w.user.AccountID); r.Source != integrations.SourceStub || r.Values[twilio.FieldAccountSID] != twiliotest.StubAccountSID {
+					t.Errorf("connection %+v", r)
+				}
+			case integrations.StubsRefused:
+				for _, err := range []error{err, testErr} {
+					e := wantCode(t, err, services.EFORBIDDEN, "")
+					if e.Message != "Stub integrations are disabled in production: connect Twilio on the Integrations page." {
+						t.Errorf("refusal %q", e.Message)
+					}
+				}
+			default:
+				if !integrations.IsNotConnected(err) || !integrations.IsNotConnected(testErr) {
+					t.Fatalf("flag off: %v / %v, want not connected", err, testErr)
+				}
+			}
+			if n := len(w.fake.Requests()); n != 0 || w.pool.Len() != 0 {
+				t.Errorf("%d requests reached the fake Twilio, pool %d: want none", n, w.pool.Len())
+			}
+		})
+	}
+}
+
+// Disconnecting drops the account's pooled client; the environment's
+// credentials take over again, and there is nothing left to disconnect.
+func TestDisconnect(t *testing.T) {
+	t.Parallel()
+	envSID, envToken := twiliotest.AccountSID(3), twiliotest.AuthToken(3)
+	w := newWorld(t, withEnv(envSID, envToken))
+	w.fake.AddAccount(envSID, envToken, 2)
+	ctx := context.Background()
+	w.connected(t, 4)
+	if numbers, err := w.numbers(ctx); err != nil || len(numbers) != 4 {
+		t.Fatalf("%d numbers, %v", len(numbers), err)
+	}
+	if w.pool.Len() != 1 {
+		t.Fatalf("pool %d, want the account's client", w.pool.Len())
+	}
+	if err := w.registry.Disconnect(ctx, w.user.AccountID, twilio.Name); err != nil {
+		t.Fatal(err)
+	}
+	if w.pool.Len() != 0 {
+		t.Errorf("the pool kept %d clients after disconnecting", w.pool.Len())
+	}
+	if r, _ := w.svc.Connection(ctx, w.user.AccountID); r.Source != integrations.SourceEnvironment {
+		t.Errorf("source %q after disconnecting, want environment", r.Source)
+	}
+	w.fake.ResetRequests()
+	if numbers, err := w.numbers(ctx); err != nil || len(numbers) != 2 || w.fake.Requests()[0].Username != envSID {
+		t.Errorf("after disconnecting: %d numbers, %v: want the environment's", len(numbers), err)
+	}
+	err := w.registry.Disconnect(ctx, w.user.AccountID, twilio.Name)
+	if e := wantCode(t, err, services.ENOTFOUND, ""); e.Message != "This account has no Twilio credentials of its own to remove." {
+		t.Errorf("second disconnect: %q", e.Message)
 	}
 }

@@ -29,20 +29,21 @@ const (
 	testAssistant = "asst-5b9c"
 )
 
-// world is the Vapi service wired as in app/serve.go: the real guarded
+// world is the Vapi service wired as in app/console/console.go: the real guarded
 // client over the wire-level fake, real SQLite, a real sealer.
 type world struct {
-	fake    *vapitest.Server
-	url     string
-	guards  *upstream.Guards
-	client  *vapi.Client
-	svc     *vapi.Service
-	creds   *integrations.Credentials
-	db      *sqlite.DB
-	dbPath  string
-	user    services.User
-	logs    *logtest.Buffer
-	breaker func() string
+	fake     *vapitest.Server
+	url      string
+	guards   *upstream.Guards
+	client   *vapi.Client
+	vapi     *vapi.Integration
+	registry *integrations.Registry
+	svc      *vapi.Service
+	db       *sqlite.DB
+	dbPath   string
+	user     services.User
+	logs     *logtest.Buffer
+	breaker  func() string
 	// beforeFake, when set, runs before the fake serves each request (it
 	// may queue a failure for that very request).
 	mu         sync.Mutex
@@ -52,13 +53,18 @@ type world struct {
 type worldOptions struct {
 	upstream upstream.Settings
 	env      [2]string
-	stub     map[string]string
+	stubs    integrations.StubPolicy
 }
 
 type option func(*worldOptions)
 
 func withEnv(key, assistantID string) option {
 	return func(o *worldOptions) { o.env = [2]string{key, assistantID} }
+}
+
+// withStubs sets what INTEGRATIONS_STUB_MODE means (StubsOff by default).
+func withStubs(p integrations.StubPolicy) option {
+	return func(o *worldOptions) { o.stubs = p }
 }
 
 func withSettings(f func(*upstream.Settings)) option {
@@ -106,13 +112,39 @@ func newWorld(t *testing.T, opts ...option) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kind := vapi.Kind(o.env[0], o.env[1])
-	kind.Stub = o.stub
-	w.creds = integrations.NewCredentials(w.db, sealer, log, kind)
-	w.client = vapi.NewClient(srv.URL, w.guards.Client(services.IntegrationVapi))
-	w.svc = vapi.NewService(w.client, w.creds, w.db, o.upstream.Timeout)
-	w.breaker = func() string { return w.guards.Breaker(services.IntegrationVapi).State() }
+	w.client = vapi.NewClient(srv.URL, w.guards.Client(vapi.Name))
+	w.vapi = vapi.NewIntegration(w.client, o.env[0], o.env[1], o.upstream.Timeout)
+	if w.registry, err = integrations.NewRegistry(w.db, sealer, integrations.Options{
+		Stubs:    o.stubs,
+		Breakers: func(n string) string { return w.guards.Breaker(n).State() },
+		Log:      log,
+	}, w.vapi); err != nil {
+		t.Fatal(err)
+	}
+	w.svc = vapi.NewService(w.vapi, w.registry, w.db)
+	w.breaker = func() string { return w.guards.Breaker(vapi.Name).State() }
 	return w
+}
+
+// connect connects the owner's account to Vapi with these credentials
+// through the registry, as the Integrations page does.
+func (w *world) connect(ctx context.Context, key, assistantID string) (integrations.Resolved, error) {
+	return w.registry.Connect(ctx, w.user.AccountID, vapi.Name, integrations.Values{vapi.FieldAPIKey: key, vapi.FieldAssistantID: assistantID})
+}
+
+// test is "Test connection" for the owner's account.
+func (w *world) test(ctx context.Context) (string, error) {
+	return w.registry.Test(ctx, w.user.AccountID, vapi.Name)
+}
+
+// health is what the store remembers of the owner's last Vapi calls.
+func (w *world) health(t *testing.T) services.IntegrationHealth {
+	t.Helper()
+	h, err := w.db.IntegrationHealth(context.Background(), w.user.AccountID, vapi.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 func (w *world) setBeforeFake(f func(r *http.Request)) {
@@ -125,7 +157,7 @@ func (w *world) setBeforeFake(f func(r *http.Request)) {
 // the requests that took.
 func (w *world) connected(t *testing.T) {
 	t.Helper()
-	if _, _, err := w.svc.Connect(context.Background(), w.user.AccountID, testKey, testAssistant); err != nil {
+	if _, err := w.connect(context.Background(), testKey, testAssistant); err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	w.fake.ResetRequests()

@@ -5,9 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -15,28 +13,17 @@ import (
 
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/integrations"
-	"github.com/ava/console/services/upstream"
 )
 
-// Credential fields of the Vapi integration.
-const (
-	FieldAPIKey      = "api_key"
-	FieldAssistantID = "assistant_id"
-)
-
-// Kind describes Vapi's credentials, with the environment's fallback.
-func Kind(envAPIKey, envAssistantID string) integrations.Kind {
-	return integrations.Kind{
-		Name:   services.IntegrationVapi,
-		Fields: []integrations.Field{{Name: FieldAPIKey, Secret: true}, {Name: FieldAssistantID}},
-		Env:    map[string]string{FieldAPIKey: envAPIKey, FieldAssistantID: envAssistantID},
-	}
-}
-
-// ErrNotConnected is returned when neither the account nor the environment has Vapi credentials.
-var ErrNotConnected = &services.Error{
-	Code:    services.ENOTFOUND,
-	Message: "Vapi is not connected. Add your Vapi API key and assistant id on the Integrations page.",
+// Connections runs calls with an account's credentials and records their
+// outcome (the integration registry).
+type Connections interface {
+	// Resolve returns the account's credentials for the integration,
+	// configured or not.
+	Resolve(ctx context.Context, accountID int64, name string) (integrations.Resolved, error)
+	// Use runs fn with them; ENOTFOUND (not connected) or EFORBIDDEN
+	// (stub refused in production) without calling fn when there are none.
+	Use(ctx context.Context, accountID int64, name string, fn func(ctx context.Context, conn integrations.Resolved) error) error
 }
 
 // AuditStore keeps the trail of setting changes.
@@ -47,58 +34,28 @@ type AuditStore interface {
 
 // Service reads and changes an account's Vapi assistant settings.
 type Service struct {
-	client  *Client
-	stub    *Client
-	creds   *integrations.Credentials
-	audit   AuditStore
-	timeout time.Duration
-	reads   singleflight.Group
-	now     func() time.Time
+	vapi  *Integration
+	creds Connections
+	audit AuditStore
+	reads singleflight.Group
+	now   func() time.Time
 }
 
-// NewService returns the Vapi settings service. timeout is UPSTREAM_TIMEOUT,
-// for messages.
-func NewService(client *Client, creds *integrations.Credentials, audit AuditStore, timeout time.Duration) *Service {
-	return &Service{client: client, creds: creds, audit: audit, timeout: timeout, now: time.Now}
+// NewService returns the Vapi settings service.
+func NewService(vapi *Integration, creds Connections, audit AuditStore) *Service {
+	return &Service{vapi: vapi, creds: creds, audit: audit, now: time.Now}
 }
 
 // Connection returns the account's resolved Vapi credentials (masked hints,
 // source), whether configured or not.
 func (s *Service) Connection(ctx context.Context, accountID int64) (integrations.Resolved, error) {
-	return s.creds.Resolve(ctx, accountID, services.IntegrationVapi)
-}
-
-// credentials returns the client and credentials to use for the account:
-// the stub's client when the source is the stub.
-func (s *Service) credentials(ctx context.Context, accountID int64) (client *Client, apiKey, assistantID string, err error) {
-	r, err := s.Connection(ctx, accountID)
-	if err != nil {
-		return nil, "", "", err
-	}
-	if !r.Configured() {
-		return nil, "", "", ErrNotConnected
-	}
-	client = s.client
-	if r.Source == integrations.SourceStub {
-		if s.stub == nil {
-			return nil, "", "", services.Errorf(services.EFORBIDDEN, "Stub integrations are not allowed here.")
-		}
-		client = s.stub
-	}
-	return client, r.Values[FieldAPIKey], r.Values[FieldAssistantID], nil
-}
-
-// WithStub sets the client of the built-in stand-in for Vapi, used when an
-// account's credentials resolve to the stub (development with
-// INTEGRATIONS_STUB_MODE only).
-func (s *Service) WithStub(c *Client) *Service {
-	s.stub = c
-	return s
+	return s.creds.Resolve(ctx, accountID, Name)
 }
 
 // fetch reads the assistant. No cache: every read reaches Vapi, but
 // concurrent reads of the same assistant with the same key share one call.
-func (s *Service) fetch(ctx context.Context, client *Client, apiKey, assistantID string) (*Assistant, error) {
+func (s *Service) fetch(ctx context.Context, conn integrations.Resolved) (*Assistant, error) {
+	client, apiKey, assistantID := s.vapi.clientFor(conn), conn.Values[FieldAPIKey], conn.Values[FieldAssistantID]
 	sum := sha256.Sum256([]byte(apiKey))
 	key := client.baseURL + "/" + assistantID + "/" + hex.EncodeToString(sum[:8])
 	v, err, _ := s.reads.Do(key, func() (any, error) {
@@ -108,51 +65,27 @@ func (s *Service) fetch(ctx context.Context, client *Client, apiKey, assistantID
 		return client.GetAssistant(context.WithoutCancel(ctx), apiKey, assistantID)
 	})
 	if err != nil {
-		return nil, err
+		return nil, s.vapi.translate(err, assistantID)
 	}
 	a := *v.(*Assistant) // callers may not share one value
 	a.Voice = deepCopy(a.Voice)
 	return &a, nil
 }
 
-// translate turns a failed Vapi call into the console's error.
-func (s *Service) translate(err error, assistantID string) error {
-	var api *APIError
-	if !errors.As(err, &api) {
-		return upstream.Error("Vapi", s.timeout, err)
-	}
-	switch api.Status {
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return &services.Error{Code: services.EUPSTREAM, Err: err,
-			Message: fmt.Sprintf("Vapi refused the API key: %s. Update the credentials on the Integrations page.", api.Message)}
-	case http.StatusNotFound:
-		return &services.Error{Code: services.EUPSTREAM, Err: err,
-			Message: fmt.Sprintf("Vapi has no assistant %q for this API key: %s.", assistantID, api.Message)}
-	default:
-		e := upstream.StatusError("Vapi", api.Status, api.Message, api.RetryAfter)
-		if se, ok := e.(*services.Error); ok { //nolint:errorlint // StatusError returns *services.Error
-			se.Err = err
-		}
-		return e
-	}
-}
-
 // List returns the assistant's settings as they are at Vapi now.
 func (s *Service) List(ctx context.Context, accountID int64) ([]Setting, error) {
-	client, apiKey, assistantID, err := s.credentials(ctx, accountID)
+	var a *Assistant
+	err := s.creds.Use(ctx, accountID, Name, func(ctx context.Context, conn integrations.Resolved) error {
+		var err error
+		a, err = s.fetch(ctx, conn)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.fetch(ctx, client, apiKey, assistantID)
-	if err != nil {
-		err = s.translate(err, assistantID)
-		s.creds.RecordResult(ctx, accountID, services.IntegrationVapi, err)
-		return nil, err
-	}
-	s.creds.RecordResult(ctx, accountID, services.IntegrationVapi, nil)
 	settings := FromAssistant(a)
 	// A setting changed through the console shows when it was changed.
-	changes, err := s.audit.SettingChanges(ctx, accountID, services.IntegrationVapi, 50)
+	changes, err := s.audit.SettingChanges(ctx, accountID, Name, 50)
 	if err != nil {
 		return nil, services.Internal(err)
 	}
@@ -176,37 +109,36 @@ func (s *Service) Update(ctx context.Context, accountID, userID int64, key strin
 	if err != nil {
 		return Setting{}, err
 	}
-	client, apiKey, assistantID, err := s.credentials(ctx, accountID)
+	var before, after Setting
+	changed := false
+	err = s.creds.Use(ctx, accountID, Name, func(ctx context.Context, conn integrations.Resolved) error {
+		a, err := s.fetch(ctx, conn)
+		if err != nil {
+			return err
+		}
+		before, _ = Find(FromAssistant(a), key)
+		patch, err := Patch(a, key, value)
+		if err != nil || patch == nil {
+			return err // refused, or already so: nothing to send
+		}
+		updated, err := s.vapi.clientFor(conn).UpdateAssistant(ctx, conn.Values[FieldAPIKey], conn.Values[FieldAssistantID], patch)
+		if err != nil {
+			return s.vapi.translate(err, conn.Values[FieldAssistantID])
+		}
+		after, _ = Find(FromAssistant(updated), key)
+		changed = true
+		return nil
+	})
 	if err != nil {
 		return Setting{}, err
 	}
-	a, err := s.fetch(ctx, client, apiKey, assistantID)
-	if err != nil {
-		err = s.translate(err, assistantID)
-		s.creds.RecordResult(ctx, accountID, services.IntegrationVapi, err)
-		return Setting{}, err
+	if !changed {
+		return before, nil // nothing to record
 	}
-	before, _ := Find(FromAssistant(a), key)
-	patch, err := Patch(a, key, value)
-	if err != nil {
-		return Setting{}, err
-	}
-	if patch == nil {
-		return before, nil // already so: nothing to send, nothing to record
-	}
-	updated, err := client.UpdateAssistant(ctx, apiKey, assistantID, patch)
-	if err != nil {
-		err = s.translate(err, assistantID)
-		s.creds.RecordResult(ctx, accountID, services.IntegrationVapi, err)
-		return Setting{}, err
-	}
-	s.creds.RecordResult(ctx, accountID, services.IntegrationVapi, nil)
-	after, _ := Find(FromAssistant(updated), key)
 	after.UpdatedAt = s.now().UTC()
-	oldJSON, newJSON := auditJSON(before.Value), auditJSON(after.Value)
 	if err := s.audit.RecordSettingChange(ctx, services.SettingChange{
-		AccountID: accountID, UserID: userID, Integration: services.IntegrationVapi, Key: key,
-		OldValue: oldJSON, NewValue: newJSON, ChangedAt: after.UpdatedAt,
+		AccountID: accountID, UserID: userID, Integration: Name, Key: key,
+		OldValue: auditJSON(before.Value), NewValue: auditJSON(after.Value), ChangedAt: after.UpdatedAt,
 	}); err != nil {
 		// Vapi has the new value; failing to record it must not claim otherwise.
 		return after, services.Internal(fmt.Errorf("setting saved at Vapi but not recorded: %w", err))
@@ -216,64 +148,11 @@ func (s *Service) Update(ctx context.Context, accountID, userID int64, key strin
 
 // Changes returns the latest setting changes, newest first.
 func (s *Service) Changes(ctx context.Context, accountID int64, limit int) ([]services.SettingChange, error) {
-	c, err := s.audit.SettingChanges(ctx, accountID, services.IntegrationVapi, limit)
+	c, err := s.audit.SettingChanges(ctx, accountID, Name, limit)
 	if err != nil {
 		return nil, services.Internal(err)
 	}
 	return c, nil
-}
-
-// Connect checks credentials against Vapi (it fetches the assistant) and
-// stores them only if Vapi accepts them. Vapi's own words say why not.
-func (s *Service) Connect(ctx context.Context, accountID int64, apiKey, assistantID string) (integrations.Resolved, *Assistant, error) {
-	apiKey, assistantID = strings.TrimSpace(apiKey), strings.TrimSpace(assistantID)
-	switch {
-	case apiKey == "":
-		return integrations.Resolved{}, nil, services.FieldError(FieldAPIKey, "api_key is required: your Vapi private API key.")
-	case len(apiKey) > 200:
-		return integrations.Resolved{}, nil, services.FieldError(FieldAPIKey, "api_key must be at most 200 characters.")
-	case assistantID == "":
-		return integrations.Resolved{}, nil, services.FieldError(FieldAssistantID, "assistant_id is required: the id of your Vapi assistant.")
-	case len(assistantID) > 200 || strings.ContainsAny(assistantID, "/?# "):
-		return integrations.Resolved{}, nil, services.FieldError(FieldAssistantID, "assistant_id must be a Vapi assistant id, like 5b9c...-...")
-	}
-	a, err := s.client.GetAssistant(ctx, apiKey, assistantID)
-	var api *APIError
-	switch {
-	case err == nil:
-	case errors.As(err, &api) && (api.Status == http.StatusUnauthorized || api.Status == http.StatusForbidden):
-		return integrations.Resolved{}, nil, services.FieldError(FieldAPIKey, "Vapi refused the API key: %s", api.Message)
-	case errors.As(err, &api) && (api.Status == http.StatusNotFound || api.Status == http.StatusBadRequest):
-		return integrations.Resolved{}, nil, services.FieldError(FieldAssistantID, "Vapi did not find the assistant: %s", api.Message)
-	default:
-		return integrations.Resolved{}, nil, s.translate(err, assistantID)
-	}
-	r, err := s.creds.Save(ctx, accountID, services.IntegrationVapi, map[string]string{FieldAPIKey: apiKey, FieldAssistantID: assistantID})
-	if err != nil {
-		return integrations.Resolved{}, nil, err
-	}
-	s.creds.RecordResult(ctx, accountID, services.IntegrationVapi, nil)
-	return r, a, nil
-}
-
-// Test checks the credentials in use by fetching the assistant, and
-// returns the assistant's name.
-func (s *Service) Test(ctx context.Context, accountID int64) (string, error) {
-	client, apiKey, assistantID, err := s.credentials(ctx, accountID)
-	if err != nil {
-		return "", err
-	}
-	a, err := client.GetAssistant(ctx, apiKey, assistantID)
-	if err != nil {
-		err = s.translate(err, assistantID)
-		s.creds.RecordResult(ctx, accountID, services.IntegrationVapi, err)
-		return "", err
-	}
-	s.creds.RecordResult(ctx, accountID, services.IntegrationVapi, nil)
-	if a.Name == "" {
-		return a.ID, nil
-	}
-	return a.Name, nil
 }
 
 // auditJSON encodes a value for the audit trail as written, without

@@ -267,9 +267,8 @@ func TestFailedPatchChangesNothing(t *testing.T) {
 	if c, err := w.svc.Changes(ctx, w.user.AccountID, 10); err != nil || len(c) != 0 {
 		t.Errorf("a failed save was audited: %+v %v", c, err)
 	}
-	h, err := w.creds.Health(ctx, w.user.AccountID, services.IntegrationVapi)
-	if err != nil || !strings.Contains(h.LastError, "Internal server error while saving") || h.LastErrorAt == nil {
-		t.Errorf("health %+v %v", h, err)
+	if h := w.health(t); !strings.Contains(h.LastError, "Internal server error while saving") || h.LastErrorAt == nil {
+		t.Errorf("health %+v", h)
 	}
 }
 
@@ -387,7 +386,7 @@ func TestAuditTrail(t *testing.T) {
 		if c.Key != want[i].key || c.OldValue != want[i].old || c.NewValue != want[i].new {
 			t.Errorf("change %d: %s %s -> %s, want %s %s -> %s", i, c.Key, c.OldValue, c.NewValue, want[i].key, want[i].old, want[i].new)
 		}
-		if c.UserID != w.user.ID || c.UserEmail != "owner@example.com" || c.Integration != services.IntegrationVapi || c.AccountID != w.user.AccountID {
+		if c.UserID != w.user.ID || c.UserEmail != "owner@example.com" || c.Integration != vapi.Name || c.AccountID != w.user.AccountID {
 			t.Errorf("change %d: who %+v", i, c)
 		}
 		if c.ChangedAt.Before(before) || c.ChangedAt.After(time.Now().Add(time.Second)) {
@@ -432,7 +431,7 @@ func TestConnectRefusals(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			ctx := context.Background()
-			_, _, err := w.svc.Connect(ctx, w.user.AccountID, tt.key, tt.assistant)
+			_, err := w.connect(ctx, tt.key, tt.assistant)
 			var e *services.Error
 			if !errors.As(err, &e) || e.Code != services.EINVALID || e.Field != tt.field || !strings.Contains(e.Message, tt.says) {
 				t.Fatalf("got %#v, want EINVALID on %s saying %q", err, tt.field, tt.says)
@@ -440,7 +439,7 @@ func TestConnectRefusals(t *testing.T) {
 			if got := len(w.fake.Requests()) > 0; got != tt.callsVapi {
 				t.Errorf("called Vapi: %v, want %v", got, tt.callsVapi)
 			}
-			if _, err := w.db.Credentials(ctx, w.user.AccountID, services.IntegrationVapi); services.ErrorCode(err) != services.ENOTFOUND {
+			if _, err := w.db.Credentials(ctx, w.user.AccountID, vapi.Name); services.ErrorCode(err) != services.ENOTFOUND {
 				t.Errorf("refused credentials were stored (%v)", err)
 			}
 			if r, _ := w.svc.Connection(ctx, w.user.AccountID); r.Configured() {
@@ -455,7 +454,7 @@ func TestConnectKeepsEarlierCredentialsOnRefusal(t *testing.T) {
 	w := newWorld(t)
 	w.connected(t)
 	ctx := context.Background()
-	if _, _, err := w.svc.Connect(ctx, w.user.AccountID, "sk-wrong-key-0000", testAssistant); services.ErrorCode(err) != services.EINVALID {
+	if _, err := w.connect(ctx, "sk-wrong-key-0000", testAssistant); services.ErrorCode(err) != services.EINVALID {
 		t.Fatalf("bad key: %v", err)
 	}
 	if _, err := w.svc.List(ctx, w.user.AccountID); err != nil {
@@ -470,12 +469,14 @@ func TestConnectStoresCredentialsSealed(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
-	r, a, err := w.svc.Connect(ctx, w.user.AccountID, "  "+testKey+"\n", testAssistant)
+	r, err := w.connect(ctx, "  "+testKey+"\n", testAssistant)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a == nil || a.Name != "Front desk" {
-		t.Errorf("assistant %+v", a)
+	// Connect checked the trimmed credentials with Vapi: one read of the assistant.
+	if got := w.fake.Requests(); len(got) != 1 || got[0].Method != http.MethodGet ||
+		got[0].Path != "/assistant/"+testAssistant || got[0].Authorization != "Bearer "+testKey {
+		t.Errorf("connect sent %+v, want one GET of the assistant with the trimmed key", got)
 	}
 	wantHints := map[string]string{vapi.FieldAPIKey: "••••abcd", vapi.FieldAssistantID: testAssistant}
 	if r.Source != integrations.SourceAccount || r.Values[vapi.FieldAPIKey] != testKey || !equalMaps(r.Hints, wantHints) {
@@ -483,7 +484,7 @@ func TestConnectStoresCredentialsSealed(t *testing.T) {
 	}
 
 	// The row: sealed bytes and hints, never the key.
-	row, err := w.db.Credentials(ctx, w.user.AccountID, services.IntegrationVapi)
+	row, err := w.db.Credentials(ctx, w.user.AccountID, vapi.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -551,15 +552,12 @@ func TestConnectionResolution(t *testing.T) {
 			}
 			_, err = w.svc.List(ctx, w.user.AccountID)
 			if tt.source == "" {
-				if !errors.Is(err, vapi.ErrNotConnected) {
-					t.Fatalf("List: %v, want ErrNotConnected", err)
-				}
+				wantNotConnected(t, err)
 				if n := len(w.fake.Requests()); n != 0 {
 					t.Errorf("%d calls to Vapi without credentials", n)
 				}
-				if _, err := w.svc.Test(ctx, w.user.AccountID); !errors.Is(err, vapi.ErrNotConnected) {
-					t.Errorf("Test: %v", err)
-				}
+				_, err := w.test(ctx)
+				wantNotConnected(t, err)
 				return
 			}
 			if err != nil {
@@ -578,22 +576,69 @@ func TestConnectionResolution(t *testing.T) {
 	}
 }
 
+// wantNotConnected fails unless err is Vapi's "not connected" error.
+func wantNotConnected(t *testing.T, err error) {
+	t.Helper()
+	const want = "Vapi is not connected. Add your Vapi API key and assistant id on the Integrations page."
+	if !integrations.IsNotConnected(err) || services.ErrorCode(err) != services.ENOTFOUND || services.ErrorMessage(err) != want {
+		t.Fatalf("got %v, want ENOTFOUND %q", err, want)
+	}
+}
+
+// An account without credentials answers from the built-in stub only in
+// development with the flag on; in production the flag is refused, and
+// without it Vapi is simply not connected. The stub never reaches the real
+// client.
 func TestStubSourceNeedsTheStub(t *testing.T) {
 	t.Parallel()
-	stubValues := map[string]string{vapi.FieldAPIKey: vapitest.StubKey, vapi.FieldAssistantID: vapitest.StubAssistantID}
-	w := newWorld(t, func(o *worldOptions) { o.stub = stubValues })
-	ctx := context.Background()
-	if _, err := w.svc.List(ctx, w.user.AccountID); services.ErrorCode(err) != services.EFORBIDDEN {
-		t.Fatalf("stub source without a stub client: %v, want EFORBIDDEN", err)
-	}
-	stub := vapitest.NewStub()
-	w.svc.WithStub(vapi.NewClient("http://vapi.stub", &http.Client{Transport: stub}))
-	name, err := w.svc.Test(ctx, w.user.AccountID)
-	if err != nil || name != "Stub assistant" {
-		t.Fatalf("Test through the stub: %q %v", name, err)
-	}
-	if len(w.fake.Requests()) != 0 || len(stub.Requests()) != 1 {
-		t.Errorf("the stub source reached the real client")
+	const refused = "Stub integrations are disabled in production: connect Vapi on the Integrations page."
+	for _, tt := range []struct {
+		name   string
+		stubs  integrations.StubPolicy
+		source string
+	}{
+		{"development with the flag", integrations.StubsAllowed, integrations.SourceStub},
+		{"production with the flag", integrations.StubsRefused, ""},
+		{"flag off", integrations.StubsOff, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, withStubs(tt.stubs))
+			ctx := context.Background()
+			r, err := w.svc.Connection(ctx, w.user.AccountID)
+			if err != nil || r.Source != tt.source {
+				t.Fatalf("connection %+v %v, want source %q", r, err, tt.source)
+			}
+			settings, listErr := w.svc.List(ctx, w.user.AccountID)
+			msg, testErr := w.test(ctx)
+			switch tt.stubs {
+			case integrations.StubsAllowed:
+				if listErr != nil || len(settings) == 0 {
+					t.Fatalf("List through the stub: %v %v", settings, listErr)
+				}
+				if r.Values[vapi.FieldAPIKey] != vapitest.StubKey || r.Values[vapi.FieldAssistantID] != vapitest.StubAssistantID {
+					t.Errorf("stub credentials %v", r.Values)
+				}
+				if testErr != nil || msg != "Connected: Vapi answered with assistant Stub assistant." {
+					t.Fatalf("Test through the stub: %q %v", msg, testErr)
+				}
+			case integrations.StubsRefused:
+				for _, err := range []error{listErr, testErr} {
+					if services.ErrorCode(err) != services.EFORBIDDEN || services.ErrorMessage(err) != refused {
+						t.Fatalf("stub refused in production: %v, want EFORBIDDEN %q", err, refused)
+					}
+					if integrations.IsNotConnected(err) {
+						t.Errorf("the refusal reads as not connected: %v", err)
+					}
+				}
+			default:
+				wantNotConnected(t, listErr)
+				wantNotConnected(t, testErr)
+			}
+			if n := len(w.fake.Requests()); n != 0 {
+				t.Errorf("%d requests reached the real client", n)
+			}
+		})
 	}
 }
 
@@ -607,8 +652,7 @@ func TestHealthRecords(t *testing.T) {
 	if _, err := w.svc.List(ctx, w.user.AccountID); err == nil {
 		t.Fatal("List succeeded against a failing Vapi")
 	}
-	rep := integrations.NewReporter(w.creds, func(string) string { return w.breaker() })
-	st, err := rep.Status(ctx, w.user.AccountID, services.IntegrationVapi)
+	st, err := w.registry.Status(ctx, w.user.AccountID, vapi.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -619,11 +663,11 @@ func TestHealthRecords(t *testing.T) {
 	}
 	firstErrorAt := *st.LastErrorAt
 
-	name, err := w.svc.Test(ctx, w.user.AccountID)
-	if err != nil || name != "Front desk" {
-		t.Fatalf("Test: %q %v", name, err)
+	msg, err := w.test(ctx)
+	if err != nil || msg != "Connected: Vapi answered with assistant Front desk." {
+		t.Fatalf("Test: %q %v", msg, err)
 	}
-	st, _ = rep.Status(ctx, w.user.AccountID, services.IntegrationVapi)
+	st, _ = w.registry.Status(ctx, w.user.AccountID, vapi.Name)
 	if st.LastOKAt == nil || st.LastOKAt.Before(firstErrorAt) {
 		t.Errorf("last success not recorded: %+v", st)
 	}
@@ -632,15 +676,15 @@ func TestHealthRecords(t *testing.T) {
 	}
 
 	w.fake.FailNext(1, vapitest.Failure{Status: 401, Message: "Invalid Key. Hot tip, make sure you're using the private key."})
-	if _, err := w.svc.Test(ctx, w.user.AccountID); err == nil {
+	if _, err := w.test(ctx); err == nil {
 		t.Fatal("Test succeeded against a refusing Vapi")
 	}
-	st, _ = rep.Status(ctx, w.user.AccountID, services.IntegrationVapi)
+	st, _ = w.registry.Status(ctx, w.user.AccountID, vapi.Name)
 	if !strings.Contains(st.LastError, "Vapi refused the API key: Invalid Key") {
 		t.Errorf("last error %q", st.LastError)
 	}
-	all, err := rep.Statuses(ctx, w.user.AccountID)
-	if err != nil || len(all) != 1 || all[0].Name != services.IntegrationVapi {
+	all, err := w.registry.Statuses(ctx, w.user.AccountID)
+	if err != nil || len(all) != 1 || all[0].Name() != vapi.Name {
 		t.Errorf("statuses %+v %v", all, err)
 	}
 }
@@ -674,14 +718,13 @@ func TestAccountsAreIsolated(t *testing.T) {
 	if other.AccountID == w.user.AccountID {
 		t.Fatal("the second owner shares the first one's account")
 	}
-	if _, err := w.svc.List(ctx, other.AccountID); !errors.Is(err, vapi.ErrNotConnected) {
-		t.Errorf("another account's List: %v, want ErrNotConnected", err)
-	}
+	_, err = w.svc.List(ctx, other.AccountID)
+	wantNotConnected(t, err)
 	if c, _ := w.svc.Changes(ctx, other.AccountID, 10); len(c) != 0 {
 		t.Errorf("another account sees the audit trail: %+v", c)
 	}
 
-	row, err := w.db.Credentials(ctx, w.user.AccountID, services.IntegrationVapi)
+	row, err := w.db.Credentials(ctx, w.user.AccountID, vapi.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -743,9 +786,8 @@ func TestCallerLeavingCancelsNothingAndRecordsNothing(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("update with a caller gone: %v", err)
 	}
-	h, herr := w.creds.Health(context.Background(), w.user.AccountID, "vapi")
-	if herr != nil || h.LastError != "" {
-		t.Fatalf("a caller leaving was recorded as Vapi's error: %+v %v", h, herr)
+	if h := w.health(t); h.LastError != "" || h.LastErrorAt != nil {
+		t.Fatalf("a caller leaving was recorded as Vapi's error: %+v", h)
 	}
 	if got := w.fake.Assistant(testAssistant)["maxDurationSeconds"]; got != float64(600) {
 		t.Fatalf("Vapi changed to %v although the update was canceled", got)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -44,6 +45,13 @@ type Setting struct {
 	// Unsupported explains why the setting cannot be changed (voice provider
 	// without a speed control); empty otherwise.
 	Unsupported string
+	// Display is the value as people read it ("600 seconds", "1.1×");
+	// Edit is the value as its form field holds it ("600", "1.1").
+	Display string
+	Edit    string
+	// Multiline settings are edited as text; others as numbers with Step.
+	Multiline bool
+	Step      string
 }
 
 // speedRange is where a voice provider keeps its speed and which values it takes.
@@ -145,13 +153,21 @@ func FromAssistant(a *Assistant) []Setting {
 			speedSetting.Unsupported = fmt.Sprintf("The console cannot set the speed of %s voices.", provider)
 		}
 	}
+	speedSetting.Step = "0.05"
+	if speedSetting.Unsupported != "" {
+		speedSetting.Display = "Not available"
+	} else {
+		speedSetting.Edit = fmtNum(speedSetting.Value.(float64))
+		speedSetting.Display = speedSetting.Edit + "×"
+	}
 	return []Setting{
 		{
-			Key: KeyGreeting, Label: Label(KeyGreeting), Value: greeting, UpdatedAt: a.UpdatedAt,
+			Key: KeyGreeting, Label: Label(KeyGreeting), Value: greeting, UpdatedAt: a.UpdatedAt, Display: greeting, Edit: greeting, Multiline: true,
 			Constraint: fmt.Sprintf("1 to %d characters", GreetingMaxLen), Min: 1, Max: GreetingMaxLen,
 		},
 		{
 			Key: KeyMaxDuration, Label: Label(KeyMaxDuration), Value: duration, UpdatedAt: a.UpdatedAt,
+			Display: fmt.Sprintf("%d seconds", duration), Edit: strconv.Itoa(duration), Step: "1",
 			Constraint: fmt.Sprintf("%d to %d seconds", MinCallDuration, MaxCallDuration), Min: MinCallDuration, Max: MaxCallDuration,
 		},
 		speedSetting,
@@ -189,6 +205,20 @@ func Allowed(key string) string {
 		return fmt.Sprintf("a number from %s to %s, within the voice provider's range", fmtNum(MinVoiceSpeed), fmtNum(MaxVoiceSpeed))
 	}
 	return ""
+}
+
+// FormJSON turns a form field into the JSON value ParseValue checks:
+// numbers for the numeric settings when they parse, strings otherwise (the
+// check then names the expected type).
+func FormJSON(key, v string) json.RawMessage {
+	if key != KeyGreeting {
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			b, _ := json.Marshal(f)
+			return b
+		}
+	}
+	b, _ := json.Marshal(v)
+	return b
 }
 
 // KnownKey reports whether key is a setting; unknown keys are 404s.

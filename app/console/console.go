@@ -1,0 +1,215 @@
+// Package console is the composition root of Ava console: it reads the
+// configuration and builds the application from it, the same way for the
+// server (package main) and for the tests that drive the whole console.
+// The integrations are listed here, one line each.
+package console
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	fiberredis "github.com/gofiber/storage/redis/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ava/console/handlers"
+	"github.com/ava/console/services"
+	"github.com/ava/console/services/account"
+	"github.com/ava/console/services/email"
+	"github.com/ava/console/services/integrations"
+	"github.com/ava/console/services/secrets"
+	"github.com/ava/console/services/sqlite"
+	"github.com/ava/console/services/twilio"
+	"github.com/ava/console/services/upstream"
+	"github.com/ava/console/services/vapi"
+)
+
+// Console is the built application and what it was built from.
+type Console struct {
+	Config       Config
+	App          *fiber.App
+	DB           *sqlite.DB
+	Accounts     *account.Service
+	Log          *slog.Logger
+	Metrics      *prometheus.Registry
+	Guards       *upstream.Guards
+	Integrations *integrations.Registry
+	TwilioPool   *twilio.Pool
+
+	closers []func() error
+}
+
+// Options are what a caller may add to the configuration.
+type Options struct {
+	// HTTP adjusts the HTTP layer's dependencies before the app is built
+	// (tests lower budgets or replace the home sections).
+	HTTP func(*handlers.Deps)
+	// SMTPTLS, when set, is the TLS configuration of SMTP connections
+	// (tests trust their SMTP server's certificate).
+	SMTPTLS *tls.Config
+}
+
+// Open resolves the secret key and opens the database and the account
+// service: what every command needs.
+func Open(ctx context.Context, cfg Config) (Config, *sqlite.DB, *account.Service, error) {
+	var err error
+	if cfg.SecretKey == nil {
+		// LoadConfig refuses production without a key, so this is development.
+		if cfg.SecretKey, err = EnsureDevSecret(DataDir); err != nil {
+			return Config{}, nil, nil, fmt.Errorf("development secret key: %w", err)
+		}
+	}
+	path, _ := cfg.SQLitePath()
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return Config{}, nil, nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	accounts, err := account.New(db, cfg.SecretKey)
+	if err != nil {
+		_ = db.Close()
+		return Config{}, nil, nil, err
+	}
+	return cfg, db, accounts, nil
+}
+
+// New builds the console: database, services, integrations, HTTP app. Logs
+// go to logOut. Close releases what it opened.
+func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Console, err error) {
+	cfg, db, accounts, err := Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Console{Config: cfg, DB: db, Accounts: accounts, closers: []func() error{db.Close}}
+	defer func() {
+		if err != nil {
+			_ = c.Close()
+		}
+	}()
+	c.Log = services.NewLogger(logOut, cfg.LogLevel, cfg.LogFormat)
+
+	var limiterStorage fiber.Storage
+	if cfg.RedisURL != "" {
+		st, err := redisStorage(ctx, cfg.RedisURL)
+		if err != nil {
+			return nil, err
+		}
+		c.closers = append(c.closers, st.Close)
+		limiterStorage = st
+	}
+
+	c.Metrics = prometheus.NewRegistry()
+	c.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if c.Guards, err = upstream.NewGuards(upstream.Settings{
+		Timeout:          cfg.UpstreamTimeout,
+		FailureThreshold: cfg.BreakerFailureThreshold,
+		RecoveryTimeout:  cfg.BreakerRecoveryTimeout,
+		SuccessThreshold: cfg.BreakerSuccessThreshold,
+	}, c.Log, c.Metrics); err != nil {
+		return nil, err
+	}
+	sealer, err := secrets.NewSealer(cfg.SecretKey)
+	if err != nil {
+		return nil, err
+	}
+
+	vapiIntegration := vapi.NewIntegration(vapi.NewClient(cfg.VapiBaseURL, c.Guards.Client(vapi.Name)), cfg.VapiAPIKey, cfg.VapiAssistantID, cfg.UpstreamTimeout)
+	if c.TwilioPool, err = twilioPool(cfg, c.Guards, c.Metrics); err != nil {
+		return nil, err
+	}
+	twilioIntegration, err := twilio.NewIntegration(c.TwilioPool, cfg.TwilioAccountSID, cfg.TwilioAuthToken, cfg.UpstreamTimeout)
+	if err != nil {
+		return nil, err
+	}
+	smtp := email.NewSMTPSender(func(ctx context.Context, fn func(context.Context) error) error {
+		return c.Guards.Do(ctx, email.ProviderSMTP, fn)
+	})
+	smtp.TLSConfig = opts.SMTPTLS
+	emailIntegration := email.NewIntegration(
+		email.NewResendClient(cfg.ResendBaseURL, c.Guards.Client(email.ProviderResend)), smtp,
+		email.Env{ResendAPIKey: cfg.ResendAPIKey, From: cfg.EmailFrom, SMTP: email.SMTPConfig{
+			Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, TLS: cfg.SMTPTLS,
+		}},
+		cfg.UpstreamTimeout)
+
+	// The integrations, one line each, in the order the console lists them.
+	if c.Integrations, err = integrations.NewRegistry(db, sealer, integrations.Options{
+		Stubs:    integrations.NewStubPolicy(cfg.StubMode, cfg.Production()),
+		Breakers: func(name string) string { return c.Guards.Breaker(name).State() },
+		Log:      c.Log,
+	},
+		vapiIntegration,
+		twilioIntegration,
+		emailIntegration,
+	); err != nil {
+		return nil, err
+	}
+
+	deps := handlers.Deps{
+		Config: handlers.Config{
+			Production:     cfg.Production(),
+			RateLimiting:   cfg.RateLimiting,
+			LimiterStorage: limiterStorage,
+		},
+		Logger:       c.Log,
+		Accounts:     accounts,
+		DB:           db,
+		Sections:     homeSections(accounts, c.Integrations),
+		Registry:     c.Metrics,
+		Integrations: c.Integrations,
+		Vapi:         vapi.NewService(vapiIntegration, c.Integrations, db),
+		Twilio:       twilio.NewService(twilioIntegration, c.Integrations),
+		Email:        email.NewService(emailIntegration, c.Integrations, db),
+	}
+	if opts.HTTP != nil {
+		opts.HTTP(&deps)
+	}
+	if c.App, err = handlers.NewApp(deps); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close releases the database and Redis connections.
+func (c *Console) Close() error {
+	var errs []error
+	for i := len(c.closers) - 1; i >= 0; i-- {
+		errs = append(errs, c.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// twilioPool is the LRU of twilio-go clients over one guarded HTTP client
+// pointed at TWILIO_BASE_URL.
+func twilioPool(cfg Config, guards *upstream.Guards, reg prometheus.Registerer) (*twilio.Pool, error) {
+	hc := guards.Client(twilio.Name)
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	var err error
+	if hc.Transport, err = twilio.NewRewriteTransport(hc.Transport, cfg.TwilioBaseURL); err != nil {
+		return nil, err
+	}
+	return twilio.NewPool(twilio.PoolSize, hc, reg)
+}
+
+// redisStorage connects the rate limiters to Redis, so instances share counters.
+func redisStorage(ctx context.Context, url string) (*fiberredis.Storage, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	client := redis.NewClient(opts)
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := client.Ping(pingCtx).Err(); err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("REDIS_URL: cannot reach Redis at %s: %w", opts.Addr, err)
+	}
+	return fiberredis.NewFromConnection(client), nil
+}

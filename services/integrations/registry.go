@@ -1,0 +1,513 @@
+// Package integrations is the registry of the console's integrations. Each
+// integration (vapi, twilio, email...) is a package that describes itself
+// with a Spec and implements Integration; the registry does everything
+// generic for all of them: credentials (checked with the provider, sealed,
+// masked, falling back to the environment's, or the development stub's),
+// the one rule for stubs, running a call with an account's credentials and
+// recording its result, and each integration's live status.
+package integrations
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ava/console/services"
+	"github.com/ava/console/services/secrets"
+)
+
+// Credential sources.
+const (
+	SourceAccount     = "account"
+	SourceEnvironment = "environment"
+	// SourceStub is the built-in stand-in for the provider, used only in
+	// development with INTEGRATIONS_STUB_MODE on and nothing else configured.
+	SourceStub = "stub"
+)
+
+// StubPolicy is what INTEGRATIONS_STUB_MODE means where the console runs.
+type StubPolicy int
+
+// Stub policies.
+const (
+	// StubsOff: the flag is off; an integration without credentials is
+	// not connected.
+	StubsOff StubPolicy = iota
+	// StubsAllowed: development with the flag on; an integration without
+	// credentials answers from its stub.
+	StubsAllowed
+	// StubsRefused: production with the flag on; an integration without
+	// credentials that has a stub answers that stubs are refused here.
+	StubsRefused
+)
+
+// NewStubPolicy returns the policy for the flag and the environment.
+func NewStubPolicy(stubMode, production bool) StubPolicy {
+	switch {
+	case !stubMode:
+		return StubsOff
+	case production:
+		return StubsRefused
+	default:
+		return StubsAllowed
+	}
+}
+
+// Resolved are the credentials an integration uses for an account.
+type Resolved struct {
+	// Values by field; nil when nothing is configured.
+	Values Values
+	// Source is SourceAccount, SourceEnvironment, SourceStub or "" (not configured).
+	Source string
+	// Hints are the values safe to show, by field.
+	Hints     map[string]string
+	UpdatedAt *time.Time
+}
+
+// Configured reports whether credentials were found.
+func (r Resolved) Configured() bool { return r.Source != "" }
+
+// IsStub reports whether these are the development stub's credentials.
+func (r Resolved) IsStub() bool { return r.Source == SourceStub }
+
+// Status is an integration's live status for one account.
+type Status struct {
+	Spec       Spec
+	Configured bool
+	// Source is SourceAccount, SourceEnvironment, SourceStub or "".
+	Source string
+	// Hints are masked credentials, by field.
+	Hints        map[string]string
+	BreakerState string
+	LastError    string
+	LastErrorAt  *time.Time
+	LastOKAt     *time.Time
+}
+
+// Name is the integration's name.
+func (s Status) Name() string { return s.Spec.Name }
+
+// Failing reports whether the last call failed (no success since; an
+// error in the same millisecond as a success counts as the later).
+func (s Status) Failing() bool {
+	return s.LastErrorAt != nil && (s.LastOKAt == nil || !s.LastErrorAt.Before(*s.LastOKAt))
+}
+
+// BreakerStates tells the state of an upstream's breaker ("closed", "half-open", "open").
+type BreakerStates func(upstream string) string
+
+// Upstreamer is an integration whose calls go to another upstream than its
+// name (Email: "resend" or "smtp", by the provider chosen).
+type Upstreamer interface {
+	Upstream(conn Resolved) string
+}
+
+// Options configure a registry.
+type Options struct {
+	Stubs    StubPolicy
+	Breakers BreakerStates
+	Log      *slog.Logger
+}
+
+// Registry holds the console's integrations and their credentials.
+type Registry struct {
+	store    services.IntegrationStore
+	sealer   *secrets.Sealer
+	opts     Options
+	byName   map[string]Integration
+	ordered  []Integration
+	now      func() time.Time
+	breakers BreakerStates
+}
+
+// NewRegistry returns the registry of the given integrations, listed in
+// that order everywhere.
+func NewRegistry(store services.IntegrationStore, sealer *secrets.Sealer, opts Options, all ...Integration) (*Registry, error) {
+	r := &Registry{store: store, sealer: sealer, opts: opts, byName: map[string]Integration{}, now: time.Now, breakers: opts.Breakers}
+	if r.breakers == nil {
+		r.breakers = func(string) string { return "closed" }
+	}
+	if r.opts.Log == nil {
+		r.opts.Log = slog.New(slog.DiscardHandler)
+	}
+	for _, i := range all {
+		s := i.Spec()
+		if s.Name == "" || s.Label == "" {
+			return nil, fmt.Errorf("integration %T: a spec needs a name and a label", i)
+		}
+		if _, dup := r.byName[s.Name]; dup {
+			return nil, fmt.Errorf("integration %q registered twice", s.Name)
+		}
+		r.byName[s.Name] = i
+		r.ordered = append(r.ordered, i)
+	}
+	return r, nil
+}
+
+// Specs returns every integration's spec, in registration order.
+func (r *Registry) Specs() []Spec {
+	out := make([]Spec, 0, len(r.ordered))
+	for _, i := range r.ordered {
+		out = append(out, i.Spec())
+	}
+	return out
+}
+
+// Integration returns the integration of that name; ENOTFOUND if none.
+func (r *Registry) Integration(name string) (Integration, error) {
+	i, ok := r.byName[name]
+	if !ok {
+		return nil, services.Errorf(services.ENOTFOUND, "There is no integration %q.", name)
+	}
+	return i, nil
+}
+
+func sealContext(accountID int64, integration string) string {
+	return fmt.Sprintf("account %d integration %s", accountID, integration)
+}
+
+// Resolve returns the credentials the integration uses for the account:
+// its own, else the environment's (when complete), else the stub's (when
+// stubs are allowed), else an unconfigured Resolved.
+func (r *Registry) Resolve(ctx context.Context, accountID int64, name string) (Resolved, error) {
+	i, err := r.Integration(name)
+	if err != nil {
+		return Resolved{}, err
+	}
+	spec := i.Spec()
+	stored, err := r.store.Credentials(ctx, accountID, name)
+	switch services.ErrorCode(err) {
+	case "":
+		plain, err := r.sealer.Open(stored.Sealed, sealContext(accountID, name))
+		if err != nil {
+			return Resolved{}, services.Internal(err)
+		}
+		var values Values
+		if err := json.Unmarshal(plain, &values); err != nil {
+			return Resolved{}, services.Internal(err)
+		}
+		at := stored.UpdatedAt
+		return Resolved{Values: values, Source: SourceAccount, Hints: stored.Hints, UpdatedAt: &at}, nil
+	case services.ENOTFOUND:
+	default:
+		return Resolved{}, services.Internal(err)
+	}
+	if env := i.Env(); complete(spec, env) {
+		return Resolved{Values: env, Source: SourceEnvironment, Hints: hints(spec, env)}, nil
+	}
+	if s, ok := i.(Stubber); ok && r.opts.Stubs == StubsAllowed {
+		v := s.Stub()
+		return Resolved{Values: v, Source: SourceStub, Hints: hints(spec, v)}, nil
+	}
+	return Resolved{}, nil
+}
+
+// complete reports whether every field that applies has a value.
+func complete(spec Spec, values Values) bool {
+	if len(values) == 0 {
+		return false
+	}
+	for _, f := range spec.Fields {
+		if spec.Applies(f, values) && !f.Optional && values[f.Name] == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func hints(spec Spec, values Values) map[string]string {
+	out := map[string]string{}
+	for _, f := range spec.Fields {
+		if !spec.Applies(f, values) || values[f.Name] == "" && f.Optional {
+			continue
+		}
+		if f.Secret {
+			out[f.Name] = secrets.Mask(values[f.Name])
+		} else {
+			out[f.Name] = values[f.Name]
+		}
+	}
+	return out
+}
+
+// Use runs fn with the account's credentials for the integration and
+// records its outcome as the integration's last success or error. Without
+// credentials it returns StubRefused (production with the stub flag, for
+// an integration that has a stub) or NotConnected, and fn is not called.
+func (r *Registry) Use(ctx context.Context, accountID int64, name string, fn func(ctx context.Context, conn Resolved) error) error {
+	conn, err := r.connection(ctx, accountID, name)
+	if err != nil {
+		return err
+	}
+	err = fn(ctx, conn)
+	r.record(ctx, accountID, name, err)
+	return err
+}
+
+// connection resolves credentials for a call: configured, or the error
+// that says why not.
+func (r *Registry) connection(ctx context.Context, accountID int64, name string) (Resolved, error) {
+	conn, err := r.Resolve(ctx, accountID, name)
+	if err != nil {
+		return Resolved{}, err
+	}
+	if conn.Configured() {
+		return conn, nil
+	}
+	i := r.byName[name]
+	if _, ok := i.(Stubber); ok && r.opts.Stubs == StubsRefused {
+		return Resolved{}, StubRefused(i.Spec())
+	}
+	return Resolved{}, NotConnected(i.Spec())
+}
+
+// Test checks the credentials in use with the provider ("Test connection").
+func (r *Registry) Test(ctx context.Context, accountID int64, name string) (string, error) {
+	i, err := r.Integration(name)
+	if err != nil {
+		return "", err
+	}
+	var msg string
+	err = r.Use(ctx, accountID, name, func(ctx context.Context, conn Resolved) error {
+		var err error
+		msg, err = i.Test(ctx, conn)
+		return err
+	})
+	return msg, err
+}
+
+// Connect checks the values (the spec's rules, then the provider) and
+// stores them as the account's own credentials, replacing earlier ones. On
+// any refusal nothing stored changes.
+func (r *Registry) Connect(ctx context.Context, accountID int64, name string, raw Values) (Resolved, error) {
+	i, err := r.Integration(name)
+	if err != nil {
+		return Resolved{}, err
+	}
+	spec := i.Spec()
+	values, err := Normalize(spec, raw)
+	if err != nil {
+		return Resolved{}, err
+	}
+	if values, err = i.Check(ctx, values); err != nil {
+		return Resolved{}, err
+	}
+	previous, err := r.Resolve(ctx, accountID, name)
+	if err != nil {
+		// Stored credentials that no longer open (AVA_SECRET_KEY changed,
+		// a damaged row) must not stop the owner from replacing them.
+		r.opts.Log.WarnContext(ctx, "replacing credentials that cannot be read", slog.String("integration", name), slog.Any("error", err))
+		previous = Resolved{}
+	}
+	saved, err := r.save(ctx, accountID, spec, values)
+	if err != nil {
+		return Resolved{}, err
+	}
+	if rep, ok := i.(Replacer); ok && previous.Source == SourceAccount {
+		rep.Replaced(previous, saved)
+	}
+	r.record(ctx, accountID, name, nil)
+	return saved, nil
+}
+
+// Disconnect removes the account's own credentials (revoking the grant at
+// the provider first for integrations that hold one). ENOTFOUND when the
+// account has stored none.
+func (r *Registry) Disconnect(ctx context.Context, accountID int64, name string) error {
+	i, err := r.Integration(name)
+	if err != nil {
+		return err
+	}
+	conn, err := r.Resolve(ctx, accountID, name)
+	readable := err == nil
+	if !readable {
+		// Credentials that no longer open can still be removed; there is
+		// nothing to revoke or forget with them.
+		r.opts.Log.WarnContext(ctx, "removing credentials that cannot be read", slog.String("integration", name), slog.Any("error", err))
+	}
+	if readable && conn.Source != SourceAccount {
+		return services.Errorf(services.ENOTFOUND, "This account has no %s credentials of its own to remove.", i.Spec().Label)
+	}
+	if rev, ok := i.(Revoker); ok && readable {
+		if err := rev.Revoke(ctx, conn); err != nil {
+			return err
+		}
+	}
+	deleted, err := r.store.DeleteCredentials(ctx, accountID, name)
+	if err != nil {
+		return services.Internal(err)
+	}
+	if !deleted {
+		return services.Errorf(services.ENOTFOUND, "This account has no %s credentials of its own to remove.", i.Spec().Label)
+	}
+	if rep, ok := i.(Replacer); ok && readable {
+		rep.Replaced(conn, Resolved{})
+	}
+	r.opts.Log.InfoContext(ctx, "integration credentials removed", slog.String("integration", name))
+	return nil
+}
+
+// Save stores values as the account's credentials without asking the
+// provider: for credentials the provider just issued (an OAuth exchange or
+// refresh).
+func (r *Registry) Save(ctx context.Context, accountID int64, name string, values Values) (Resolved, error) {
+	i, err := r.Integration(name)
+	if err != nil {
+		return Resolved{}, err
+	}
+	return r.save(ctx, accountID, i.Spec(), values)
+}
+
+func (r *Registry) save(ctx context.Context, accountID int64, spec Spec, values Values) (Resolved, error) {
+	plain, err := json.Marshal(values)
+	if err != nil {
+		return Resolved{}, services.Internal(err)
+	}
+	sealed, err := r.sealer.Seal(plain, sealContext(accountID, spec.Name))
+	if err != nil {
+		return Resolved{}, services.Internal(err)
+	}
+	now := r.now()
+	h := hints(spec, values)
+	if err := r.store.SaveCredentials(ctx, services.StoredCredentials{
+		AccountID: accountID, Integration: spec.Name, Sealed: sealed, Hints: h, UpdatedAt: now,
+	}); err != nil {
+		return Resolved{}, services.Internal(err)
+	}
+	r.opts.Log.InfoContext(ctx, "integration credentials saved", slog.String("integration", spec.Name))
+	return Resolved{Values: values, Source: SourceAccount, Hints: h, UpdatedAt: &now}, nil
+}
+
+// Normalize applies a spec's generic rules to submitted values: trims them,
+// keeps only the fields that apply, and refuses a missing required value,
+// one too long, a choice not offered or a number that is not one, naming
+// the field.
+func Normalize(spec Spec, raw Values) (Values, error) {
+	values := Values{}
+	if spec.Selector != "" {
+		values[spec.Selector] = strings.TrimSpace(raw[spec.Selector])
+	}
+	for _, f := range spec.Fields {
+		if !spec.Applies(f, values) {
+			continue
+		}
+		v := strings.TrimSpace(raw[f.Name])
+		switch {
+		case v == "" && f.Optional:
+			continue
+		case v == "":
+			return nil, services.FieldError(f.Name, "%s is required: %s.", f.Name, describe(f))
+		case utf8.RuneCountInString(v) > f.MaxLength():
+			return nil, services.FieldError(f.Name, "%s must be at most %d characters.", f.Name, f.MaxLength())
+		case len(f.Choices) > 0 && !offered(f, v):
+			return nil, services.FieldError(f.Name, "%s must be one of %s.", f.Name, choiceList(f))
+		case f.Number:
+			if _, err := strconv.Atoi(v); err != nil {
+				return nil, services.FieldError(f.Name, "%s must be a whole number.", f.Name)
+			}
+		}
+		values[f.Name] = v
+	}
+	return values, nil
+}
+
+func describe(f Field) string { return f.Label }
+
+func offered(f Field, v string) bool {
+	for _, c := range f.Choices {
+		if c.Value == v {
+			return true
+		}
+	}
+	return false
+}
+
+func choiceList(f Field) string {
+	names := make([]string, 0, len(f.Choices))
+	for _, c := range f.Choices {
+		names = append(names, c.Value)
+	}
+	return strings.Join(names, ", ")
+}
+
+// record remembers the outcome of a call for the status: the error's
+// user-facing message and time, or the time of success. Failing to record
+// is logged, never returned: it must not hide the call's own result.
+func (r *Registry) record(ctx context.Context, accountID int64, name string, callErr error) {
+	if errors.Is(callErr, context.Canceled) {
+		return // the caller went away: nothing is known of the provider
+	}
+	switch services.ErrorCode(callErr) {
+	case services.EUNAVAILABLE:
+		// Refused by the open breaker: the call never left, and the error
+		// that opened it is the one worth keeping (the status shows the
+		// breaker's state).
+		return
+	case services.EINVALID:
+		// Refused before any call (a value the owner typed): says nothing
+		// about the provider.
+		return
+	}
+	// What was learnt about the provider is kept even if the caller has
+	// gone meanwhile.
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	if callErr == nil {
+		err = r.store.RecordIntegrationOK(ctx, accountID, name, r.now())
+	} else {
+		err = r.store.RecordIntegrationError(ctx, accountID, name, services.ErrorMessage(callErr), r.now())
+	}
+	if err != nil {
+		r.opts.Log.ErrorContext(ctx, "recording integration health failed", slog.String("integration", name), slog.Any("error", err))
+	}
+}
+
+// Statuses returns every integration's status for the account, in
+// registration order.
+func (r *Registry) Statuses(ctx context.Context, accountID int64) ([]Status, error) {
+	out := make([]Status, 0, len(r.ordered))
+	for _, i := range r.ordered {
+		st, err := r.Status(ctx, accountID, i.Spec().Name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Status returns one integration's status for the account.
+func (r *Registry) Status(ctx context.Context, accountID int64, name string) (Status, error) {
+	i, err := r.Integration(name)
+	if err != nil {
+		return Status{}, err
+	}
+	conn, err := r.Resolve(ctx, accountID, name)
+	if err != nil {
+		return Status{}, err
+	}
+	h, err := r.store.IntegrationHealth(ctx, accountID, name)
+	if err != nil {
+		return Status{}, services.Internal(err)
+	}
+	return Status{
+		Spec: i.Spec(), Configured: conn.Configured(), Source: conn.Source, Hints: conn.Hints,
+		BreakerState: r.breakers(r.upstream(i, conn)), LastError: h.LastError, LastErrorAt: h.LastErrorAt, LastOKAt: h.LastOKAt,
+	}, nil
+}
+
+// upstream is the breaker an integration's calls go through for conn.
+func (r *Registry) upstream(i Integration, conn Resolved) string {
+	if u, ok := i.(Upstreamer); ok {
+		if name := u.Upstream(conn); name != "" {
+			return name
+		}
+	}
+	return i.Spec().Name
+}
