@@ -67,6 +67,27 @@ func TestStubsNeverInProduction(t *testing.T) {
 	}
 }
 
+func TestConfigEmail(t *testing.T) {
+	c, err := LoadConfig(envOf(map[string]string{"AVA_SECRET_KEY": testKey}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTPPort != 587 || c.SMTPTLS != "starttls" || c.SMTPHost != "" || c.EmailFrom != "" {
+		t.Fatalf("email defaults: %+v", c)
+	}
+	c, err = LoadConfig(envOf(map[string]string{
+		"AVA_SECRET_KEY": testKey, "SMTP_HOST": "smtp.example.com", "SMTP_PORT": "465", "SMTP_TLS": "tls",
+		"SMTP_USERNAME": "ava", "SMTP_PASSWORD": " pass word ", "EMAIL_FROM": "Ava <ava@example.com>",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTPHost != "smtp.example.com" || c.SMTPPort != 465 || c.SMTPTLS != "tls" || c.SMTPUsername != "ava" ||
+		c.SMTPPassword != " pass word " || c.EmailFrom != "Ava <ava@example.com>" {
+		t.Fatalf("email values: %+v", c)
+	}
+}
+
 func TestConfigErrorsNameTheVariable(t *testing.T) {
 	tests := []struct {
 		env     map[string]string
@@ -93,6 +114,11 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"AVA_ENV": "development", "REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL"},
 		{map[string]string{"AVA_ENV": "development", "VAPI_BASE_URL": "ftp://vapi"}, "VAPI_BASE_URL"},
 		{map[string]string{"AVA_ENV": "development", "TWILIO_BASE_URL": "not a url"}, "TWILIO_BASE_URL"},
+		{map[string]string{"AVA_ENV": "development", "RESEND_BASE_URL": "resend"}, "RESEND_BASE_URL"},
+		{map[string]string{"AVA_ENV": "development", "SMTP_PORT": "0"}, "SMTP_PORT"},
+		{map[string]string{"AVA_ENV": "development", "SMTP_PORT": "smtp"}, "SMTP_PORT"},
+		{map[string]string{"AVA_ENV": "development", "SMTP_TLS": "ssl"}, "SMTP_TLS"},
+		{map[string]string{"AVA_ENV": "development", "EMAIL_FROM": "reception at example"}, "EMAIL_FROM"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.varName, func(t *testing.T) {

@@ -163,7 +163,7 @@ func (i *Integration) Check(ctx context.Context, v integrations.Values) (integra
 		case err == nil:
 			return v, nil
 		case errors.As(err, &re) && (re.Status == http.StatusUnauthorized || re.Status == http.StatusForbidden):
-			return nil, services.FieldError(FieldAPIKey, "Resend refused the API key: %s", re.Message)
+			return nil, services.FieldError(FieldAPIKey, "Resend refused the API key: %s.", providerWords(re))
 		default:
 			return nil, i.translate(err, ProviderResend)
 		}
@@ -194,19 +194,29 @@ func (i *Integration) Check(ctx context.Context, v integrations.Values) (integra
 	case errors.As(err, &se):
 		return nil, services.FieldError(FieldHost, "%s", se.Message)
 	default:
-		return nil, services.FieldError(FieldHost, "Could not reach an SMTP server at %s within %s: %s",
-			net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), i.timeout, reason(err))
+		return nil, services.FieldError(FieldHost, "Could not reach an SMTP server at %s: %s.",
+			net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), reason(err, i.timeout))
 	}
 }
 
+// providerWords is Resend's message with its error name: "API key is
+// invalid (invalid_api_key)".
+func providerWords(re *ResendError) string {
+	msg := strings.TrimSuffix(re.Message, ".")
+	if re.Name != "" {
+		msg += " (" + re.Name + ")"
+	}
+	return msg
+}
+
 // reason is a network error in a few words, without Go's wrapping.
-func reason(err error) string {
+func reason(err error, timeout time.Duration) string {
 	var op *net.OpError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return "no answer in time"
+		return "no answer within " + timeout.String()
 	case errors.As(err, &op) && op.Err != nil:
-		return op.Err.Error()
+		return strings.TrimPrefix(op.Err.Error(), "connect: ")
 	}
 	return "the connection failed"
 }
@@ -238,10 +248,7 @@ func (i *Integration) translate(err error, provider string) error {
 	var se *SMTPError
 	switch {
 	case errors.As(err, &re):
-		msg := re.Message
-		if re.Name != "" {
-			msg += " (" + re.Name + ")"
-		}
+		msg := providerWords(re)
 		switch {
 		case re.Status == http.StatusTooManyRequests:
 			e := upstream.StatusError("Resend", re.Status, msg, re.RetryAfter, err).(*services.Error) //nolint:errorlint,forcetypeassert // StatusError returns *services.Error
@@ -253,7 +260,7 @@ func (i *Integration) translate(err error, provider string) error {
 		case re.Status >= 500:
 			return upstream.StatusError("Resend", re.Status, msg, 0, err)
 		default:
-			return &services.Error{Code: services.EUPSTREAM, Err: err, Message: "Resend refused the email: " + msg}
+			return &services.Error{Code: services.EUPSTREAM, Err: err, Message: "Resend refused the email: " + msg + "."}
 		}
 	case errors.As(err, &se):
 		// The sender's messages are sentences that name the SMTP server.
