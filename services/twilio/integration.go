@@ -15,6 +15,7 @@ import (
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/integrations"
 	"github.com/ava/console/services/twilio/twiliotest"
+	"github.com/ava/console/services/upstream/upstreamtest"
 )
 
 // Name is the integration's name (URLs, storage, the breaker).
@@ -43,7 +44,7 @@ type Integration struct {
 func NewIntegration(pool *Pool, envAccountSID, envAuthToken string, timeout time.Duration) (*Integration, error) {
 	// The stub's clients get their own pool (and metrics nobody reads), so
 	// the stand-in never counts in the real pool's hits and misses.
-	stub, err := NewPool(4, &http.Client{Transport: services.CorrelationTransport{Base: twiliotest.NewStub()}}, prometheus.NewRegistry())
+	stub, err := NewPool(4, &http.Client{Transport: services.CorrelationTransport{Base: upstreamtest.InProcess(twiliotest.NewStub())}}, prometheus.NewRegistry())
 	if err != nil {
 		return nil, err
 	}

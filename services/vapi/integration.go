@@ -11,6 +11,7 @@ import (
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/integrations"
 	"github.com/ava/console/services/upstream"
+	"github.com/ava/console/services/upstream/upstreamtest"
 	"github.com/ava/console/services/vapi/vapitest"
 )
 
@@ -36,7 +37,7 @@ type Integration struct {
 // client), with the environment's credentials (VAPI_API_KEY,
 // VAPI_ASSISTANT_ID). timeout is UPSTREAM_TIMEOUT, for messages.
 func NewIntegration(client *Client, envAPIKey, envAssistantID string, timeout time.Duration) *Integration {
-	stub := &http.Client{Transport: services.CorrelationTransport{Base: vapitest.NewStub()}}
+	stub := &http.Client{Transport: services.CorrelationTransport{Base: upstreamtest.InProcess(vapitest.NewStub())}}
 	return &Integration{
 		client:  client,
 		stub:    NewClient("http://vapi.stub", stub),

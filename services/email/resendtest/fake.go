@@ -36,6 +36,12 @@ type Failure struct {
 	Delay time.Duration
 }
 
+// Dropped reports whether the failure drops the connection.
+func (f Failure) Dropped() bool { return f.Drop }
+
+// Delayed is how long the failure waits before answering.
+func (f Failure) Delayed() time.Duration { return f.Delay }
+
 // Request is what the fake received.
 type Request struct {
 	Method, Path   string
@@ -154,17 +160,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.Unmarshal(body, &req.Body)
 	}
 	s.Record(req)
-	failure, failing, delay := s.Take()
-	if failing && failure.Delay > 0 {
-		delay = failure.Delay
-	}
-	if !upstreamtest.Wait(r, delay) {
+	failure, failing, proceed := upstreamtest.Begin(&s.Faults, w, r)
+	if !proceed {
 		return
 	}
 	switch {
-	case failing && failure.Drop:
-		upstreamtest.Drop(w)
-		return
 	case failing && failure.Status != 0:
 		name, msg := failure.Name, failure.Message
 		if name == "" {

@@ -31,6 +31,12 @@ type Failure struct {
 	Delay time.Duration
 }
 
+// Dropped reports whether the failure drops the connection.
+func (f Failure) Dropped() bool { return f.Drop }
+
+// Delayed is how long the failure waits before answering.
+func (f Failure) Delayed() time.Duration { return f.Delay }
+
 // Request is what the fake received.
 type Request struct {
 	Path          string
@@ -114,17 +120,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Path: r.URL.Path, Query: r.URL.RawQuery, Username: user,
 		CorrelationID: r.Header.Get("X-Correlation-ID"), UserAgent: r.Header.Get("User-Agent"),
 	})
-	failure, failing, delay := s.Take()
-	if failing && failure.Delay > 0 {
-		delay = failure.Delay
-	}
-	if !upstreamtest.Wait(r, delay) {
+	failure, failing, proceed := upstreamtest.Begin(&s.Faults, w, r)
+	if !proceed {
 		return
 	}
 	switch {
-	case failing && failure.Drop:
-		upstreamtest.Drop(w)
-		return
 	case failing && failure.Status != 0 && failure.Code == 0:
 		http.Error(w, http.StatusText(failure.Status), failure.Status)
 		return

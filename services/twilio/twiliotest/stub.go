@@ -1,10 +1,5 @@
 package twiliotest
 
-import (
-	"net/http"
-	"net/http/httptest"
-)
-
 // The stub's credentials: what an account resolves to when
 // INTEGRATIONS_STUB_MODE is on (development only) and nothing is configured.
 // twilio-go refuses credentials that are not alphanumeric, so they look real.
@@ -26,15 +21,4 @@ func NewStub() *Server {
 		{SID: "PN000000000000000000000000000057b3", PhoneNumber: "+14155550103", FriendlyName: "Stub text line", SMS: true, MMS: true},
 	})
 	return s
-}
-
-// RoundTrip serves a request in process, so the stub needs no listener.
-func (s *Server) RoundTrip(req *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	if req.Body == nil {
-		req = req.Clone(req.Context())
-		req.Body = http.NoBody
-	}
-	s.ServeHTTP(rec, req)
-	return rec.Result(), nil
 }

@@ -6,6 +6,7 @@ package upstreamtest
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"time"
 )
@@ -115,4 +116,47 @@ func (rec *Recorder[R]) ResetRequests() {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	rec.requests = nil
+}
+
+// Fault is what every fake's failure type says about itself: whether to
+// drop the connection, and how long to wait first.
+type Fault interface {
+	Dropped() bool
+	Delayed() time.Duration
+}
+
+// Begin starts serving a request the fake has recorded: it takes the
+// failure queued for it, waits (the failure's delay, else the fake's), and
+// drops the connection when the failure says so. proceed is false when the
+// request is over (dropped, or the client gave up waiting); otherwise the
+// fake answers failure when failing, else does its job.
+func Begin[F Fault](q *Faults[F], w http.ResponseWriter, r *http.Request) (failure F, failing, proceed bool) {
+	failure, failing, delay := q.Take()
+	if failing && failure.Delayed() > 0 {
+		delay = failure.Delayed()
+	}
+	if !Wait(r, delay) {
+		return failure, failing, false
+	}
+	if failing && failure.Dropped() {
+		Drop(w)
+		return failure, failing, false
+	}
+	return failure, failing, true
+}
+
+// InProcess serves requests with h in process, without a listener: the
+// development stubs are fakes reached this way.
+func InProcess(h http.Handler) http.RoundTripper { return inProcess{h} }
+
+type inProcess struct{ h http.Handler }
+
+func (p inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	if req.Body == nil { // client requests may have none; handlers expect one
+		req = req.Clone(req.Context())
+		req.Body = http.NoBody
+	}
+	p.h.ServeHTTP(rec, req)
+	return rec.Result(), nil
 }

@@ -1,10 +1,5 @@
 package vapitest
 
-import (
-	"net/http"
-	"net/http/httptest"
-)
-
 // The stub's credentials: what an account resolves to when
 // INTEGRATIONS_STUB_MODE is on (development only) and nothing is configured.
 const (
@@ -21,15 +16,4 @@ func NewStub() *Server {
 	a["name"] = "Stub assistant"
 	s.PutAssistant(a)
 	return s
-}
-
-// RoundTrip serves a request in process, so the stub needs no listener.
-func (s *Server) RoundTrip(req *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	if req.Body == nil { // client requests may have none; handlers expect one
-		req = req.Clone(req.Context())
-		req.Body = http.NoBody
-	}
-	s.ServeHTTP(rec, req)
-	return rec.Result(), nil
 }
