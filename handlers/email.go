@@ -126,7 +126,7 @@ func (h *Handlers) apiEmailTest(c *fiber.Ctx) error {
 		Subject string `json:"subject"`
 		Text    string `json:"text"`
 	}
-	if err := decodeStrict(c.Body(), &body, "to"); err != nil {
+	if err := decodeStrict(c.Body(), &body, "to", `{"to": "...", "subject": "...", "text": "..."}`); err != nil {
 		return err
 	}
 	r, err := h.email.SendTest(c.UserContext(), u.AccountID, body.To, body.Subject, body.Text)
@@ -138,10 +138,10 @@ func (h *Handlers) apiEmailTest(c *fiber.Ctx) error {
 
 // decodeStrict decodes a JSON object into v, refusing unknown members and
 // anything that is not an object of the right types, naming the member.
-func decodeStrict(body []byte, v any, first string) error {
+func decodeStrict(body []byte, v any, first, shape string) error {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
-		return services.FieldError(first, "The body must be a JSON object.")
+		return services.FieldError(first, "The body must be a JSON object: %s (%s first).", shape, first)
 	}
 	known := map[string]bool{}
 	b, _ := json.Marshal(v)
@@ -152,7 +152,7 @@ func decodeStrict(body []byte, v any, first string) error {
 	}
 	for k := range raw {
 		if !known[k] {
-			return services.FieldError(k, "Unknown field %q.", k)
+			return services.FieldError(k, "Unknown field %q: the body is %s.", k, shape)
 		}
 	}
 	if err := json.Unmarshal(body, v); err != nil {
@@ -160,7 +160,7 @@ func decodeStrict(body []byte, v any, first string) error {
 		if errors.As(err, &te) {
 			return services.FieldError(te.Field, "%s must be a %s.", te.Field, te.Type.String())
 		}
-		return services.FieldError(first, "The body must be a JSON object.")
+		return services.FieldError(first, "The body must be a JSON object: %s.", shape)
 	}
 	return nil
 }

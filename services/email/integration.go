@@ -163,7 +163,7 @@ func (i *Integration) Check(ctx context.Context, v integrations.Values) (integra
 		case err == nil:
 			return v, nil
 		case errors.As(err, &re) && (re.Status == http.StatusUnauthorized || re.Status == http.StatusForbidden):
-			return nil, services.FieldError(FieldAPIKey, "Resend refused the API key: %s.", providerWords(re))
+			return nil, services.FieldError(FieldAPIKey, "Resend refused %s", resendSays("the API key", re))
 		default:
 			return nil, i.translate(err, ProviderResend)
 		}
@@ -199,14 +199,17 @@ func (i *Integration) Check(ctx context.Context, v integrations.Values) (integra
 	}
 }
 
-// providerWords is Resend's message with its error name: "API key is
-// invalid (invalid_api_key)".
-func providerWords(re *ResendError) string {
-	msg := strings.TrimSuffix(re.Message, ".")
+// resendSays is what Resend said about what it refused, in its words:
+// "the API key (invalid_api_key): API key is invalid."
+func resendSays(what string, re *ResendError) string {
 	if re.Name != "" {
-		msg += " (" + re.Name + ")"
+		what += " (" + re.Name + ")"
 	}
-	return msg
+	msg := re.Message
+	if !strings.HasSuffix(msg, ".") {
+		msg += "."
+	}
+	return what + ": " + msg
 }
 
 // reason is a network error in a few words, without Go's wrapping.
@@ -248,19 +251,18 @@ func (i *Integration) translate(err error, provider string) error {
 	var se *SMTPError
 	switch {
 	case errors.As(err, &re):
-		msg := providerWords(re)
 		switch {
 		case re.Status == http.StatusTooManyRequests:
-			e := upstream.StatusError("Resend", re.Status, msg, re.RetryAfter, err).(*services.Error) //nolint:errorlint,forcetypeassert // StatusError returns *services.Error
+			e := upstream.StatusError("Resend", re.Status, strings.TrimSuffix(re.Message, "."), re.RetryAfter, err).(*services.Error) //nolint:errorlint,forcetypeassert // StatusError returns *services.Error
 			e.Code = services.ERATELIMIT
 			return e
 		case re.Status == http.StatusUnauthorized || re.Status == http.StatusForbidden && re.Name != "invalid_from_address":
 			return &services.Error{Code: services.EUPSTREAM, Err: err,
-				Message: "Resend refused the API key: " + msg + ". Update the credentials on the Integrations page."}
+				Message: "Resend refused " + resendSays("the API key", re) + " Update the credentials on the Integrations page."}
 		case re.Status >= 500:
-			return upstream.StatusError("Resend", re.Status, msg, 0, err)
+			return upstream.StatusError("Resend", re.Status, strings.TrimSuffix(re.Message, "."), 0, err)
 		default:
-			return &services.Error{Code: services.EUPSTREAM, Err: err, Message: "Resend refused the email: " + msg + "."}
+			return &services.Error{Code: services.EUPSTREAM, Err: err, Message: "Resend refused " + resendSays("the email", re)}
 		}
 	case errors.As(err, &se):
 		// The sender's messages are sentences that name the SMTP server.

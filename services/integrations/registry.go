@@ -401,6 +401,8 @@ func Normalize(spec Spec, raw Values) (Values, error) {
 		switch {
 		case v == "" && f.Optional:
 			continue
+		case v == "" && len(f.Choices) > 0:
+			return nil, services.FieldError(f.Name, "%s is required: one of %s.", f.Name, choiceList(f))
 		case v == "":
 			return nil, services.FieldError(f.Name, "%s is required: %s.", f.Name, describe(f))
 		case utf8.RuneCountInString(v) > f.MaxLength():
