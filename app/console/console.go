@@ -128,10 +128,15 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 	if err != nil {
 		return nil, err
 	}
-	smtp := email.NewSMTPSender(func(ctx context.Context, fn func(context.Context) error) error {
-		return c.Guards.Do(ctx, email.ProviderSMTP, fn)
-	})
-	smtp.TLSConfig = opts.SMTPTLS
+	smtp := email.SMTP{
+		Send: email.NewSMTPSender(func(ctx context.Context, fn func(context.Context) error) error {
+			return c.Guards.Do(ctx, email.ProviderSMTP, fn)
+		}),
+		Check: email.NewSMTPSender(func(ctx context.Context, fn func(context.Context) error) error {
+			return c.Guards.Do(ctx, email.ProviderSMTP, func(ctx context.Context) error { return upstream.Neutral(fn(ctx)) })
+		}),
+	}
+	smtp.Send.TLSConfig, smtp.Check.TLSConfig = opts.SMTPTLS, opts.SMTPTLS
 	emailIntegration := email.NewIntegration(
 		email.NewResendClient(cfg.ResendBaseURL, c.Guards.Client(email.ProviderResend)), smtp,
 		email.Env{ResendAPIKey: cfg.ResendAPIKey, From: cfg.EmailFrom, SMTP: email.SMTPConfig{

@@ -76,14 +76,22 @@ func (e Env) values() integrations.Values {
 // Integration is Email as the registry knows it.
 type Integration struct {
 	resend  *ResendClient
-	smtp    *SMTPSender
+	smtp    SMTP
 	env     integrations.Values
 	timeout time.Duration
 }
 
+// SMTP are the two SMTP senders: Send sends (and tests) through the smtp
+// breaker; Check checks settings an owner typed, through a guard for which
+// nothing counts as a failure: a mistyped host is the owner's, and must
+// not pause every account's SMTP email.
+type SMTP struct {
+	Send, Check *SMTPSender
+}
+
 // NewIntegration returns the Email integration over the Resend client and
-// the SMTP sender (both guarded). timeout is UPSTREAM_TIMEOUT, for messages.
-func NewIntegration(resend *ResendClient, smtp *SMTPSender, env Env, timeout time.Duration) *Integration {
+// the SMTP senders (all guarded). timeout is UPSTREAM_TIMEOUT, for messages.
+func NewIntegration(resend *ResendClient, smtp SMTP, env Env, timeout time.Duration) *Integration {
 	return &Integration{resend: resend, smtp: smtp, env: env.values(), timeout: timeout}
 }
 
@@ -172,14 +180,14 @@ func (i *Integration) Check(ctx context.Context, v integrations.Values) (integra
 	switch {
 	case cfg.Port < 1 || cfg.Port > 65535:
 		return nil, services.FieldError(FieldPort, "port must be from 1 to 65535 (usually 587 for STARTTLS, 465 for TLS).")
-	case strings.ContainsAny(cfg.Host, " /:@"):
+	case strings.ContainsAny(cfg.Host, " /@") || strings.Contains(cfg.Host, ":") && net.ParseIP(cfg.Host) == nil:
 		return nil, services.FieldError(FieldHost, "host must be a host name or an IP address, like smtp.example.com.")
 	case cfg.Username != "" && cfg.Password == "":
 		return nil, services.FieldError(FieldPassword, "password is required with a username.")
 	case cfg.Username != "" && cfg.TLS == TLSNone:
 		return nil, services.FieldError(FieldTLS, "tls must be starttls or tls to sign in: the password would cross the network in clear.")
 	}
-	err := i.smtp.Check(ctx, cfg)
+	err := i.smtp.Check.Check(ctx, cfg)
 	var se *SMTPError
 	var open *upstream.OpenError
 	switch {
@@ -236,7 +244,7 @@ func (i *Integration) Test(ctx context.Context, conn integrations.Resolved) (str
 		return "Connected: Resend accepts this API key.", nil
 	default:
 		cfg := smtpConfig(conn.Values)
-		if err := i.smtp.Check(ctx, cfg); err != nil {
+		if err := i.smtp.Send.Check(ctx, cfg); err != nil {
 			return "", i.translate(err, ProviderSMTP)
 		}
 		return fmt.Sprintf("Connected: the SMTP server at %s answered (%s).", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), cfg.TLS), nil
@@ -256,7 +264,7 @@ func (i *Integration) translate(err error, provider string) error {
 			e := upstream.StatusError("Resend", re.Status, strings.TrimSuffix(re.Message, "."), re.RetryAfter, err).(*services.Error) //nolint:errorlint,forcetypeassert // StatusError returns *services.Error
 			e.Code = services.ERATELIMIT
 			return e
-		case re.Status == http.StatusUnauthorized || re.Status == http.StatusForbidden && re.Name != "invalid_from_address":
+		case re.Status == http.StatusUnauthorized || re.Status == http.StatusForbidden && re.Name == "invalid_api_key":
 			return &services.Error{Code: services.EUPSTREAM, Err: err,
 				Message: "Resend refused " + resendSays("the API key", re) + " Update the credentials on the Integrations page."}
 		case re.Status >= 500:

@@ -119,7 +119,7 @@ func (s *Service) SendTest(ctx context.Context, accountID int64, to, subject, te
 		case ProviderResend:
 			sent, err = s.email.resend.Send(ctx, conn.Values[FieldAPIKey], m)
 		default:
-			sent, err = s.email.smtp.Send(ctx, smtpConfig(conn.Values), m)
+			sent, err = s.email.smtp.Send.Send(ctx, smtpConfig(conn.Values), m)
 		}
 		if err != nil {
 			return s.email.translate(err, provider)
