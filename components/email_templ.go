@@ -46,7 +46,7 @@ func EmailTestForm(f EmailForm) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<form id=\"email-test\" class=\"form\" method=\"post\" action=\"/email/test\" hx-post=\"/email/test\" hx-target=\"this\" hx-swap=\"outerHTML\" hx-disabled-elt=\"find button[type=submit]\"><input type=\"hidden\" name=\"_csrf\" value=\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<form id=\"email-test\" class=\"form\" method=\"post\" action=\"/email/test\" hx-post=\"/email/test\" hx-target=\"this\" hx-swap=\"outerHTML\" hx-disabled-elt=\"find button.send-button, find .alert button\"><input type=\"hidden\" name=\"_csrf\" value=\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -150,7 +150,7 @@ func EmailTestForm(f EmailForm) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "</textarea><p class=\"hint\" id=\"email-text-hint\">Plain text, 1 to 10,000 characters.</p></div><button type=\"submit\" class=\"button\"><span class=\"when-idle\">Send test email</span><span class=\"when-busy\" aria-hidden=\"true\">Sending…</span></button></form>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "</textarea><p class=\"hint\" id=\"email-text-hint\">Plain text, 1 to 10,000 characters.</p></div><button type=\"submit\" class=\"button send-button\"><span class=\"when-idle\">Send test email</span><span class=\"when-busy\">Sending…</span></button></form>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -219,8 +219,6 @@ func resendSends(fake *resendtest.Server) []resendtest.Request {
 	return out
 }
 
-var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-
 // expectResendSend checks one POST /emails the fake received: the console's User-Agent,
 // the Bearer key, an Idempotency-Key, the correlation id (when want is not "") and the
 // email as typed.
@@ -291,4 +289,11 @@ func keepShot(t testing.TB, page playwright.Page, vp emailViewport) {
 		return
 	}
 	t.Logf("%s screenshot of %s: %s", vp.Name, page.URL(), path)
+}
+
+// homeEmailStateAt opens the home page and returns the Email section's state badge.
+func homeEmailStateAt(t testing.TB, page playwright.Page, c *console) playwright.Locator {
+	t.Helper()
+	open(t, page, c, "/")
+	return homeEmailState(page)
 }
