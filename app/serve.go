@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ava/console/app/console"
+	"github.com/ava/console/app/listener"
 )
 
 // shutdownGrace bounds how long in-flight requests may take to finish after
@@ -36,13 +37,17 @@ func serve(getenv env, logOut io.Writer) error {
 	defer func() { _ = c.Close() }()
 	log := c.Log
 
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", ":"+strconv.Itoa(cfg.Port))
+	tcp, err := (&net.ListenConfig{}).Listen(ctx, "tcp", ":"+strconv.Itoa(cfg.Port))
 	if err != nil {
 		return fmt.Errorf("PORT %d: %w", cfg.Port, err)
 	}
+	ln, maxConns, perIP := guard(c, tcp)
 	log.Info("Ava console listening",
 		slog.String("addr", "http://localhost:"+strconv.Itoa(cfg.Port)),
 		slog.String("env", cfg.Env),
+		slog.Int("max_conns", maxConns),
+		slog.Int("max_conns_per_ip", perIP),
+		slog.Int("trusted_proxies", len(cfg.TrustedProxies)),
 		slog.Bool("rate_limiting", cfg.RateLimiting),
 		slog.Bool("stub_integrations", cfg.StubsAllowed()))
 	if cfg.StubMode && cfg.Production() {
@@ -67,6 +72,21 @@ func serve(getenv env, logOut io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// guard keeps the server alive when descriptors run out: accept errors such
+// as EMFILE are retried with a back-off instead of ending Serve, the open
+// connections stay under half the descriptor limit (the next ones are
+// answered 503), and one client address (trusted proxies aside) may hold at
+// most listener.DefaultMaxConnsPerIP of them (429). fasthttp's own
+// Concurrency cap is a backstop a quarter above: it only counts a closed
+// connection out a little after the listener does.
+func guard(c *console.Console, tcp net.Listener) (ln net.Listener, maxConns, perIP int) {
+	maxConns, perIP = listener.Limits(listener.FDLimit())
+	c.App.Server().Concurrency = maxConns + maxConns/4
+	return listener.New(tcp, listener.Options{
+		MaxConns: maxConns, MaxConnsPerIP: perIP, Exempt: c.Config.TrustedProxies, Log: c.Log,
+	}), maxConns, perIP
 }
 
 // cleanSessions removes expired sessions every hour until ctx ends.

@@ -275,7 +275,7 @@ func TestTwilioBadCredentialsAskToFixThem(t *testing.T) {
 	card := twilioCard(page)
 	check(t, expect.Locator(card.GetByTestId("breaker-state")).ToHaveText(exactly("Closed: calls go through")), "breaker closed on the card")
 	check(t, expect.Locator(card.GetByTestId("last-error")).ToContainText("Twilio refused the credentials"), "last error on the card")
-	check(t, expect.Locator(card.GetByTestId("credential-source")).ToHaveText(exactly("From the server's environment")), "environment credentials in use")
+	check(t, expect.Locator(card.GetByTestId("credential-source")).ToHaveText(exactly("From the server's environment, which serves only the first account: this one")), "environment credentials in use")
 
 	// Fixing them: the account's own, good credentials.
 	connectTwilio(t, page, acct.SID, acct.Token, "")
@@ -286,12 +286,14 @@ func TestTwilioBadCredentialsAskToFixThem(t *testing.T) {
 	expectNoSecrets(t, page, c, acct.Token, wrongToken)
 }
 
-// 429/20429 and 5xx answers, three in a row, open the "twilio" breaker: the alert says calls
-// are paused and when to try again, and later calls do not reach Twilio.
+// 5xx answers, three in a row, open the "twilio" breaker: the alert says calls are paused and
+// when to try again, and later calls do not reach Twilio. A 429/20429 before them is this
+// account's rate limit, not an outage: it does not count.
 func TestTwilioBreakerOpensAfterThreeFailures(t *testing.T) {
 	t.Parallel()
 	c, fake, _, page := twilioOwner(t, 2, withEnv("BREAKER_RECOVERY_TIMEOUT", "10m"))
 	fake.FailNext(1, twiliotest.Failure{Status: http.StatusTooManyRequests, Code: 20429, Message: "Too Many Requests"})
+	fake.FailNext(1, twiliotest.Failure{Status: http.StatusInternalServerError, Code: 20500, Message: "An internal server error has occurred"})
 	fake.FailNext(1, twiliotest.Failure{Status: http.StatusBadGateway}) // plain text, as a proxy answers
 	fake.FailNext(1, twiliotest.Failure{Status: http.StatusServiceUnavailable, Code: 20503, Message: "Service Unavailable"})
 
@@ -301,6 +303,12 @@ func TestTwilioBreakerOpensAfterThreeFailures(t *testing.T) {
 	check(t, expect.Locator(alert).ToContainText(
 		"Twilio is rate limiting us (20429: Too Many Requests (https://www.twilio.com/docs/errors/20429)). Try again in a moment."), "rate limited")
 	tryAgain := func() error { return getRoleIn(region, "button", "Try again").Click() }
+
+	first := expectResponse(t, page, "**/fragments/twilio/numbers", tryAgain)
+	if first.Status() != http.StatusBadGateway {
+		t.Errorf("first failure: status %d, want 502", first.Status())
+	}
+	check(t, expect.Locator(alert).ToContainText("Twilio is having trouble (20500: An internal server error has occurred"), "500 with Twilio's code")
 
 	second := expectResponse(t, page, "**/fragments/twilio/numbers", tryAgain)
 	if second.Status() != http.StatusBadGateway {
@@ -315,7 +323,7 @@ func TestTwilioBreakerOpensAfterThreeFailures(t *testing.T) {
 	check(t, expect.Locator(alert).ToContainText("Twilio is having trouble (20503: Service Unavailable"), "503 with Twilio's code")
 
 	paused := regexp.MustCompile(`Twilio has been failing, so calls to it are paused\. Try again in (5\d\d|600) seconds\.`)
-	for i := 4; i <= 5; i++ {
+	for i := 5; i <= 6; i++ {
 		res := expectResponse(t, page, "**/fragments/twilio/numbers", tryAgain)
 		if res.Status() != http.StatusServiceUnavailable {
 			t.Errorf("listing %d with the breaker open: status %d, want 503", i, res.Status())
@@ -326,8 +334,8 @@ func TestTwilioBreakerOpensAfterThreeFailures(t *testing.T) {
 		check(t, expect.Locator(alert).ToContainText(paused), fmt.Sprintf("breaker-open message (listing %d)", i))
 		check(t, expect.Locator(getRoleIn(region, "button", "Try again")).ToBeVisible(), "Try again still offered")
 	}
-	if n := len(fake.Requests()); n != 3 {
-		t.Errorf("fake Twilio got %d request(s), want 3 (none while the breaker is open)", n)
+	if n := len(fake.Requests()); n != 4 {
+		t.Errorf("fake Twilio got %d request(s), want 4 (none while the breaker is open)", n)
 	}
 	expectTwilioCorrelated(t, fake.Requests(), "")
 
@@ -497,7 +505,7 @@ func TestTwilioEnvironmentCredentialsAndTestConnection(t *testing.T) {
 	c, fake, acct, page := twilioOwner(t, 4)
 	open(t, page, c, "/integrations")
 	card := twilioCard(page)
-	check(t, expect.Locator(card.GetByTestId("credential-source")).ToHaveText(exactly("From the server's environment")), "credential source")
+	check(t, expect.Locator(card.GetByTestId("credential-source")).ToHaveText(exactly("From the server's environment, which serves only the first account: this one")), "credential source")
 	check(t, expect.Locator(card.GetByText("Connected", playwright.LocatorGetByTextOptions{Exact: playwright.Bool(true)})).ToBeVisible(), "Connected badge")
 	check(t, expect.Locator(cardFact(card, "Account SID")).ToHaveText(exactly(acct.SID)), "account SID")
 	check(t, expect.Locator(cardFact(card, "Auth token")).ToHaveText(exactly("••••"+acct.Token[len(acct.Token)-4:])), "auth token masked")

@@ -468,7 +468,7 @@ func TestVapiEnvironmentCredentials(t *testing.T) {
 	c, fake, page := vapiOwner(t)
 	open(t, page, c, "/integrations")
 	card := getRole(page, "region", "Vapi")
-	check(t, expect.Locator(card.GetByTestId("credential-source")).ToHaveText(exactly("From the server's environment")), "credential source")
+	check(t, expect.Locator(card.GetByTestId("credential-source")).ToHaveText(exactly("From the server's environment, which serves only the first account: this one")), "credential source")
 	check(t, expect.Locator(card.GetByText("Connected", playwright.LocatorGetByTextOptions{Exact: playwright.Bool(true)})).ToBeVisible(), "Connected badge")
 	last4 := vapiKey[len(vapiKey)-4:]
 	check(t, expect.Locator(card.GetByText(regexp.MustCompile(`^\W*`+regexp.QuoteMeta(last4)+`$`))).ToBeVisible(), "masked key")

@@ -202,18 +202,32 @@ func (a *testApp) postForm(path string, form url.Values, header ...string) (*htt
 
 var csrfField = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
 
-// csrf returns the CSRF token of the current cookie, fetching a page to get
-// one when there is none yet.
+// csrf returns the CSRF token a page would render now: signed in, the
+// session's; signed out, the signed one of the ava_csrf cookie, which the
+// sign-in and setup pages set (fetching /login when there is none yet).
 func (a *testApp) csrf() string {
 	a.t.Helper()
-	if tok, ok := a.cookies["ava_csrf"]; ok {
-		return tok
+	for _, name := range []string{"ava_session", "__Host-ava_session"} {
+		if s, ok := a.cookies[name]; ok {
+			if _, err := a.accounts.SessionUser(context.Background(), s); err == nil {
+				return a.accounts.CSRFToken(s)
+			}
+		}
 	}
-	// Every page sets the CSRF cookie, redirects included.
+	for _, name := range []string{"ava_csrf", "__Host-ava_csrf"} {
+		if tok, ok := a.cookies[name]; ok {
+			return tok
+		}
+	}
+	// Signed out without a token: the sign-in (or, on a fresh install,
+	// setup) page sets one.
 	a.get("/login")
+	if _, ok := a.cookies["ava_csrf"]; !ok {
+		a.get("/setup")
+	}
 	tok, ok := a.cookies["ava_csrf"]
 	if !ok {
-		a.t.Fatal("GET /login set no CSRF cookie")
+		a.t.Fatal("neither GET /login nor GET /setup set a CSRF cookie")
 	}
 	return tok
 }

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/csrf"
 
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/account"
@@ -31,6 +30,9 @@ func (h *Handlers) setupShow(c *fiber.Ctx) error {
 	}
 	if !needed {
 		return c.Redirect("/login", fiber.StatusSeeOther)
+	}
+	if err := h.formCSRF(c); err != nil {
+		return err
 	}
 	return h.renderPage(c, "setup", "Create the owner account", "", newSetupForm())
 }
@@ -86,6 +88,9 @@ func (h *Handlers) loginShow(c *fiber.Ctx) error {
 	if needed {
 		return c.Redirect("/setup", fiber.StatusSeeOther)
 	}
+	if err := h.formCSRF(c); err != nil {
+		return err
+	}
 	return h.renderPage(c, "login", "Sign in", "", loginForm{})
 }
 
@@ -107,15 +112,16 @@ func (h *Handlers) loginSubmit(c *fiber.Ctx) error {
 	return c.Redirect("/", fiber.StatusSeeOther)
 }
 
-// signIn starts a session for u, sets its cookie and renews the CSRF token
-// (a token seen before sign-in is not trusted after it).
+// signIn starts a session for u, sets its cookie and drops the signed-out
+// CSRF token: from now on the session's token is the one (a token seen
+// before sign-in is not trusted after it).
 func (h *Handlers) signIn(c *fiber.Ctx, u services.User) error {
 	token, expires, err := h.accounts.StartSession(c.UserContext(), u.ID)
 	if err != nil {
 		return err
 	}
 	c.Cookie(h.sessionCookie(token, expires))
-	h.renewCSRF(c)
+	h.dropFormCSRF(c)
 	return nil
 }
 
@@ -126,19 +132,13 @@ func (h *Handlers) sessionCookie(value string, expires time.Time) *fiber.Cookie 
 	}
 }
 
-func (h *Handlers) renewCSRF(c *fiber.Ctx) {
-	if handler, ok := c.Locals("fiber.csrf.handler").(*csrf.CSRFHandler); ok {
-		_ = handler.DeleteToken(c)
-	}
-}
-
-// logout ends the session and forgets the cookie.
+// logout ends the session and forgets the cookie; the session's CSRF token
+// ends with it.
 func (h *Handlers) logout(c *fiber.Ctx) error {
 	if err := h.accounts.EndSession(c.UserContext(), c.Cookies(h.sessionCookieName())); err != nil {
 		return err
 	}
 	c.Cookie(h.sessionCookie("", time.Unix(0, 0)))
-	h.renewCSRF(c)
 	if isHTMX(c) {
 		c.Set("HX-Redirect", "/login")
 		return c.SendStatus(fiber.StatusNoContent)

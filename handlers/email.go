@@ -2,8 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/gofiber/fiber/v2"
@@ -134,33 +132,4 @@ func (h *Handlers) apiEmailTest(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(fiber.Map{"id": r.ID, "provider": r.Provider, "to": r.To})
-}
-
-// decodeStrict decodes a JSON object into v, refusing unknown members and
-// anything that is not an object of the right types, naming the member.
-func decodeStrict(body []byte, v any, first, shape string) error {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
-		return services.FieldError(first, "The body must be a JSON object: %s (%s first).", shape, first)
-	}
-	known := map[string]bool{}
-	b, _ := json.Marshal(v)
-	var fields map[string]any
-	_ = json.Unmarshal(b, &fields)
-	for k := range fields {
-		known[k] = true
-	}
-	for k := range raw {
-		if !known[k] {
-			return services.FieldError(k, "Unknown field %q: the body is %s.", k, shape)
-		}
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return services.FieldError(te.Field, "%s must be a %s.", te.Field, te.Type.String())
-		}
-		return services.FieldError(first, "The body must be a JSON object: %s.", shape)
-	}
-	return nil
 }

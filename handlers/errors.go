@@ -36,6 +36,18 @@ func statusOf(code services.Code) int {
 		return fiber.StatusServiceUnavailable
 	case services.ETIMEOUT:
 		return fiber.StatusGatewayTimeout
+	case services.EBADREQUEST:
+		return fiber.StatusBadRequest
+	case services.EMETHOD:
+		return fiber.StatusMethodNotAllowed
+	case services.ETIMEOUTCLIENT:
+		return fiber.StatusRequestTimeout
+	case services.ETOOLARGE:
+		return fiber.StatusRequestEntityTooLarge
+	case services.EUNSUPPORTED:
+		return fiber.StatusUnsupportedMediaType
+	case services.EHEADERS:
+		return fiber.StatusRequestHeaderFieldsTooLarge
 	default:
 		return fiber.StatusInternalServerError
 	}
@@ -53,6 +65,13 @@ var titles = map[services.Code]string{
 	services.EUNAVAILABLE:  "Service unavailable",
 	services.ETIMEOUT:      "Upstream timeout",
 	services.EINTERNAL:     "Internal error",
+
+	services.EBADREQUEST:    "Bad request",
+	services.EMETHOD:        "Method not allowed",
+	services.ETIMEOUTCLIENT: "Request timeout",
+	services.ETOOLARGE:      "Request too large",
+	services.EUNSUPPORTED:   "Unsupported media type",
+	services.EHEADERS:       "Request headers too large",
 }
 
 // errCSRF is what a refused CSRF check becomes (a fresh value each time:
@@ -80,9 +99,13 @@ func asAppError(err error) *services.Error {
 		case fiber.StatusNotFound:
 			return services.Errorf(services.ENOTFOUND, "There is nothing at this address.")
 		case fiber.StatusMethodNotAllowed:
-			return services.Errorf(services.ENOTFOUND, "This address does not accept that method.")
+			return services.Errorf(services.EMETHOD, "This address does not accept that method.")
 		case fiber.StatusRequestEntityTooLarge:
-			return services.Errorf(services.EINVALID, "The request is too large.")
+			return errTooLarge()
+		case fiber.StatusRequestHeaderFieldsTooLarge:
+			return errHeaders()
+		case fiber.StatusRequestTimeout:
+			return errClientTimeout()
 		case fiber.StatusBadRequest, fiber.StatusUnprocessableEntity:
 			return services.Errorf(services.EINVALID, "The request could not be read.")
 		}
@@ -109,6 +132,15 @@ func (h *Handlers) handleError(c *fiber.Ctx, err error) error {
 	appErr := asAppError(err)
 	status := statusOf(appErr.Code)
 	ctx := c.UserContext()
+	corr := services.CorrelationID(ctx)
+	if corr == "" {
+		// fasthttp refused the request while reading it (serverError):
+		// observe never ran, but the answer still carries an id.
+		corr = services.CorrelationIDFrom(c.Get(services.CorrelationHeader))
+		c.Set(services.CorrelationHeader, corr)
+		ctx = services.WithCorrelationID(ctx, corr)
+		c.SetUserContext(ctx)
+	}
 	if status >= 500 {
 		h.log.ErrorContext(ctx, "request failed", slog.String("code", string(appErr.Code)), slog.Any("error", err))
 	} else {
@@ -118,7 +150,6 @@ func (h *Handlers) handleError(c *fiber.Ctx, err error) error {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retrySeconds(appErr.RetryAfter)))
 	}
 	message := services.ErrorMessage(appErr)
-	corr := services.CorrelationID(ctx)
 
 	switch {
 	case isAPI(c):

@@ -7,6 +7,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -30,6 +31,12 @@ type Accounts interface {
 	Tokens(ctx context.Context, userID int64) ([]services.APIToken, error)
 	RevokeToken(ctx context.Context, userID, tokenID int64) (services.APIToken, error)
 	TokenUser(ctx context.Context, plain string) (services.User, error)
+	// CSRFToken is the CSRF token of a signed-in browser, derived from its
+	// session cookie value; NewFormToken and FormTokenIssued make and check
+	// the signed tokens of signed-out forms (see services/account/csrf.go).
+	CSRFToken(session string) string
+	NewFormToken() (string, error)
+	FormTokenIssued(token string) (time.Time, bool)
 }
 
 // Pinger reports whether the database answers (readiness).
@@ -67,6 +74,9 @@ type Config struct {
 	StaticLimit int
 	// VapiListLimit is the budget a minute for listing Vapi settings (10).
 	VapiListLimit int
+	// TrustedProxies are the reverse proxies (TRUSTED_PROXIES) whose
+	// X-Forwarded-For names the client (clientIP); none by default.
+	TrustedProxies []netip.Prefix
 }
 
 // Deps are what the handlers are built from.
@@ -101,6 +111,8 @@ type Handlers struct {
 	limiters   map[string]fiber.Handler
 
 	nav []components.NavItem
+	// known is every registered method and path pattern (the 405 answers).
+	known []knownRoute
 
 	integrations Integrations
 	vapi         VapiSettings
@@ -145,9 +157,24 @@ func NewApp(d Deps) (*fiber.App, error) {
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
-		BodyLimit:             1 << 20,
+		BodyLimit:             bodyLimit,
+		ReadBufferSize:        readBufferSize,
+		// X-Forwarded-Host and -Proto count only from trusted proxies;
+		// the client address is clientIP's.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          prefixStrings(d.Config.TrustedProxies),
 	})
+	app.Server().ErrorHandler = h.serverError(app)
+	app.Server().SecureErrorLogMessage = true
 	h.middleware(app)
 	h.routes(app)
 	return app, nil
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -26,6 +27,9 @@ type Integrations interface {
 	Test(ctx context.Context, accountID int64, name string) (string, error)
 	// Disconnect returns ENOTFOUND when the account stored no credentials.
 	Disconnect(ctx context.Context, accountID int64, name string) error
+	// Changes returns the audit trail, newest first: of one integration,
+	// or of every one when name is "".
+	Changes(ctx context.Context, accountID int64, name string, limit int) ([]services.SettingChange, error)
 }
 
 // integrationRoutes registers every integration's generic routes: the
@@ -249,20 +253,23 @@ func (h *Handlers) apiCredentialsDelete(c *fiber.Ctx, spec integrations.Spec) er
 // members are the spec's fields, each a string (or a number, for number
 // fields). Anything else is refused naming the member.
 func decodeCredentials(body []byte, spec integrations.Spec) (integrations.Values, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
-		first := ""
-		if len(spec.Fields) > 0 {
-			first = spec.Fields[0].Name
-		}
-		return nil, services.FieldError(first, "The body must be a JSON object with %s's credential fields: %s.", spec.Label, fieldNames(spec))
+	shape := strictBody{
+		notObject: fmt.Sprintf("The body must be a JSON object with %s's credential fields: %s.", spec.Label, fieldNames(spec)),
+		takes:     fmt.Sprintf("%s takes %s.", spec.Label, fieldNames(spec)),
+	}
+	for _, f := range spec.Fields {
+		shape.fields = append(shape.fields, f.Name)
+	}
+	if len(spec.Fields) > 0 {
+		shape.first = spec.Fields[0].Name
+	}
+	raw, err := shape.decode(body)
+	if err != nil {
+		return nil, err
 	}
 	values := integrations.Values{}
 	for name, v := range raw {
-		f, ok := spec.Field(name)
-		if !ok {
-			return nil, services.FieldError(name, "Unknown field %q: %s takes %s.", name, spec.Label, fieldNames(spec))
-		}
+		f, _ := spec.Field(name)
 		var s string
 		if err := json.Unmarshal(v, &s); err == nil {
 			values[name] = s

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/csrf"
 	"github.com/gofiber/fiber/v2/middleware/helmet"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/gofiber/fiber/v2/middleware/recover"
@@ -22,6 +21,9 @@ const (
 	localRoute = "ava.route"
 	localUser  = "ava.user"
 	localCSRF  = "ava.csrf"
+	// localSession is the session cookie value when the caller was
+	// identified by it (not by an API token).
+	localSession = "ava.session"
 	// unmatchedRoute labels requests no route matched, so that metrics never
 	// carry raw paths.
 	unmatchedRoute = "unmatched"
@@ -41,6 +43,7 @@ func (h *Handlers) sessionCookieName() string {
 
 func (h *Handlers) middleware(app *fiber.App) {
 	app.Use(h.observe)
+	app.Use(checkHeaders)
 	app.Use(recover.New(recover.Config{
 		EnableStackTrace: true,
 		StackTraceHandler: func(c *fiber.Ctx, e any) {
@@ -58,33 +61,11 @@ func (h *Handlers) middleware(app *fiber.App) {
 		CrossOriginEmbedderPolicy: "unsafe-none",
 	}))
 	app.Use(h.identify)
-	csrfCookie := "ava_csrf"
-	if h.cfg.Production {
-		csrfCookie = "__Host-ava_csrf"
-	}
-	app.Use(csrf.New(csrf.Config{
-		CookieName:     csrfCookie,
-		CookieSameSite: "Lax",
-		CookieSecure:   h.cfg.Production,
-		CookieHTTPOnly: true,
-		Expiration:     12 * time.Hour,
-		ContextKey:     localCSRF,
-		// htmx sends the token as a header (hx-headers on <body>); plain
-		// forms as a hidden field.
-		Extractor: func(c *fiber.Ctx) (string, error) {
-			if t := c.Get("X-CSRF-Token"); t != "" {
-				return t, nil
-			}
-			if t := c.FormValue("_csrf"); t != "" {
-				return t, nil
-			}
-			return "", csrf.ErrTokenNotFound
-		},
-		// Bearer-token API calls carry no ambient credentials (identify
-		// ignores cookies for them), so there is nothing to forge.
-		Next:         func(c *fiber.Ctx) bool { return bearerToken(c) != "" },
-		ErrorHandler: func(_ *fiber.Ctx, _ error) error { return errCSRF() },
-	}))
+	// CSRF tokens need no server memory (csrf.go): derived from the
+	// session when signed in, a signed double-submit cookie otherwise.
+	app.Use(h.checkCSRF)
+	// A region's fragment asked for without htmx is a page (pages.go).
+	app.Use("/fragments", h.fragmentPage)
 }
 
 // observe gives the request its correlation id, answers errors through the
@@ -150,29 +131,31 @@ func (h *Handlers) sharedLimiter(budget string, limit int) fiber.Handler {
 	if h.limiters == nil {
 		h.limiters = map[string]fiber.Handler{}
 	}
-	l := h.limiter(budget, limit, whoKey)
+	l := h.limiter(budget, limit, h.whoKey)
 	h.limiters[budget] = l
 	return l
 }
 
 // signInLimiter limits sign-in and setup attempts per client IP, always.
 func (h *Handlers) signInLimiter(label string) fiber.Handler {
-	return h.limiter("signin:"+label, h.cfg.SignInLimit, func(c *fiber.Ctx) string { return "ip:" + c.IP() })
+	return h.limiter("signin:"+label, h.cfg.SignInLimit, func(c *fiber.Ctx) string { return "ip:" + h.clientIP(c) })
 }
 
 // whoKey is whom a request is counted against: the account when signed in,
 // else the client IP.
-func whoKey(c *fiber.Ctx) string {
+func (h *Handlers) whoKey(c *fiber.Ctx) string {
 	if u, ok := c.Locals(localUser).(services.User); ok {
 		return "account:" + strconv.FormatInt(u.AccountID, 10)
 	}
-	return "ip:" + c.IP()
+	return "ip:" + h.clientIP(c)
 }
 
 // limiter is one budget's rate limiter. A refusal is counted in the
-// rejections metric under the route that was refused.
+// rejections metric under the route that was refused. The X-RateLimit-*
+// headers are those of the tightest budget the request was counted against
+// (noteBudget), refusals included.
 func (h *Handlers) limiter(budget string, limit int, who func(*fiber.Ctx) string) fiber.Handler {
-	return limiter.New(limiter.Config{
+	l := limiter.New(limiter.Config{
 		Max:        limit,
 		Expiration: time.Minute,
 		Storage:    h.cfg.LimiterStorage,
@@ -183,6 +166,7 @@ func (h *Handlers) limiter(budget string, limit int, who func(*fiber.Ctx) string
 			route, _ := c.Locals(localRoute).(string)
 			h.metrics.rateLimited(route)
 			wait, _ := strconv.Atoi(string(c.Response().Header.Peek(fiber.HeaderRetryAfter)))
+			noteRefusal(c, budget, limit, max(wait, 1))
 			return &services.Error{
 				Code:       services.ERATELIMIT,
 				Message:    fmt.Sprintf("Too many requests. Try again in %d second%s.", max(wait, 1), plural(max(wait, 1))),
@@ -190,6 +174,11 @@ func (h *Handlers) limiter(budget string, limit int, who func(*fiber.Ctx) string
 			}
 		},
 	})
+	return func(c *fiber.Ctx) error {
+		err := l(c)
+		noteBudget(c, budget)
+		return err
+	}
 }
 
 // bearerToken returns the token of an "Authorization: Bearer" header, or "".
@@ -201,25 +190,40 @@ func bearerToken(c *fiber.Ctx) string {
 	return ""
 }
 
-// identify finds who is calling: an API token when the request carries one
-// (cookies are then ignored), else the session cookie. It rejects nothing;
-// requirePage and requireAPI do.
+// apiBearer returns the API token of a request to the JSON API, or "". API
+// tokens are for /api only: on browser routes the header is ignored. (Fiber
+// routes ignore case, and no browser route starts with /api/ in any case.)
+func apiBearer(c *fiber.Ctx) string {
+	if p := c.Path(); len(p) < 5 || !strings.EqualFold(p[:5], "/api/") {
+		return ""
+	}
+	return bearerToken(c)
+}
+
+// identify finds who is calling: on the JSON API an API token when the
+// request carries one (cookies are then ignored), else the session cookie.
+// It rejects nothing; requirePage and requireAPI do.
 func (h *Handlers) identify(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	var (
-		u   services.User
-		err error
+		u       services.User
+		err     error
+		session string
 	)
-	if tok := bearerToken(c); tok != "" {
+	if tok := apiBearer(c); tok != "" {
 		u, err = h.accounts.TokenUser(ctx, tok)
 	} else if cookie := c.Cookies(h.sessionCookieName()); cookie != "" {
 		u, err = h.accounts.SessionUser(ctx, cookie)
+		session = cookie
 	} else {
 		return c.Next()
 	}
 	switch services.ErrorCode(err) {
 	case "":
 		c.Locals(localUser, u)
+		if session != "" {
+			c.Locals(localSession, session)
+		}
 		c.SetUserContext(services.WithAccountID(ctx, u.AccountID))
 	case services.EUNAUTHORIZED:
 		// Anonymous: the route decides whether that is allowed.
@@ -258,7 +262,7 @@ func (h *Handlers) requireAPI(c *fiber.Ctx) error {
 	if _, ok := currentUser(c); ok {
 		return c.Next()
 	}
-	if bearerToken(c) != "" {
+	if apiBearer(c) != "" {
 		return services.Errorf(services.EUNAUTHORIZED, "The API token is invalid or revoked.")
 	}
 	return services.Errorf(services.EUNAUTHORIZED, "Send an API token in the Authorization header (Bearer) or sign in.")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"strings"
 
 	"github.com/a-h/templ"
 	"github.com/gofiber/fiber/v2"
@@ -61,6 +62,11 @@ func newEngine(nav []components.NavItem) (*html.Engine, error) {
 		"alert":       func(a components.Alert) (template.HTML, error) { return toHTML(components.AlertWithRetry(a)) },
 		"formError":   func(msg string) (template.HTML, error) { return toHTML(components.FormError(msg)) },
 		"toastRegion": func() (template.HTML, error) { return toHTML(components.ToastRegion()) },
+		// loading is a live region's loading state: the skeleton and a
+		// link to its content for when no script runs (fragmentPage).
+		"loading": func(label string, rows int, href string) (template.HTML, error) {
+			return toHTML(components.RegionLoading(label, rows, href))
+		},
 		// The alert static/app.js shows when the server cannot be reached;
 		// it sets the retry button's request before showing it.
 		"connectionAlert": func() (template.HTML, error) {
@@ -115,6 +121,52 @@ func (h *Handlers) renderPage(c *fiber.Ctx, name, title, active string, data any
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Render(name, p)
+}
+
+// fragmentPageData is what views/fragment_page.html shows: a region's
+// fragment, rendered already, and the live page it belongs to.
+type fragmentPageData struct {
+	HTML      template.HTML
+	Back      string
+	BackLabel string
+}
+
+// fragmentPage answers a region's fragment (GET /fragments/...) asked for
+// without htmx, as the region's fallback link does when no script runs, as
+// a page: the fragment inside the layout, under the navigation. The
+// section is the one whose nav key is the path's first segment
+// (/fragments/vapi/settings: vapi). Errors go to the error handler, which
+// answers a page to non-htmx requests already.
+func (h *Handlers) fragmentPage(c *fiber.Ctx) error {
+	if c.Method() != fiber.MethodGet {
+		return c.Next()
+	}
+	c.Vary("HX-Request")
+	if isHTMX(c) {
+		return c.Next()
+	}
+	if err := c.Next(); err != nil {
+		return err
+	}
+	resp := c.Response()
+	status := resp.StatusCode()
+	if status >= 300 && status < 400 || !strings.HasPrefix(string(resp.Header.ContentType()), fiber.MIMETextHTML) {
+		return nil
+	}
+	fragment := string(resp.Body()) // a copy: the body is reset below
+	section := components.NavItem{Label: "Ava console", Href: "/"}
+	key, _, _ := strings.Cut(strings.TrimPrefix(c.Path(), "/fragments/"), "/")
+	for _, it := range h.nav {
+		if it.Key == key {
+			section = it
+		}
+	}
+	data := fragmentPageData{
+		HTML: template.HTML(fragment), //nolint:gosec // our own rendered (escaped) fragment
+		Back: section.Href, BackLabel: section.Label,
+	}
+	resp.ResetBody()
+	return h.renderPage(c, "fragment_page", section.Label, section.Key, data)
 }
 
 // renderFragment renders a view template as an htmx fragment.

@@ -39,6 +39,7 @@ func (h *Handlers) routes(app *fiber.App) {
 	r.post("/tokens/:id/revoke", d, h.requirePage, h.tokenRevoke)
 	r.get("/fragments/tokens", d, h.requirePage, h.tokenList)
 	h.integrationRoutes(r, d)
+	h.auditRoutes(r, d)
 	if h.vapi != nil {
 		h.vapiRoutes(r, d)
 	}
@@ -56,16 +57,19 @@ func (h *Handlers) routes(app *fiber.App) {
 	})
 	r.get("/api/v1/me", d, h.requireAPI, h.apiMe)
 
-	// Anything else: 404 in the caller's format, through the error handler.
-	// Rate limited like any route, so probing unknown addresses is too.
+	// Anything else: 405 with Allow on a known path, else 404, in the
+	// caller's format, through the error handler. Rate limited like any
+	// route, so probing unknown addresses is too.
 	notFound := []any{}
-	for _, h := range h.route(unmatchedRoute, d, []fiber.Handler{func(*fiber.Ctx) error { return fiber.ErrNotFound }}) {
+	for _, h := range h.route(unmatchedRoute, d, []fiber.Handler{h.unmatched}) {
 		notFound = append(notFound, h)
 	}
 	app.Use(notFound...)
 }
 
-// router registers routes with their label and rate limit.
+// router registers routes with their label and rate limit, and remembers
+// each method and pattern (Handlers.known, for 405 answers). The JSON API's
+// PUT and POST routes take only application/json bodies (jsonAPI).
 type router struct {
 	h   *Handlers
 	app *fiber.App
@@ -79,22 +83,27 @@ type policy struct {
 }
 
 func (r router) get(path string, p policy, hs ...fiber.Handler) {
+	r.h.known = append(r.h.known, knownRoute{fiber.MethodGet, path})
 	r.app.Get(path, r.h.route("GET "+path, p, hs)...)
 }
 
 func (r router) post(path string, p policy, hs ...fiber.Handler) {
-	r.app.Post(path, r.h.route("POST "+path, p, hs)...)
+	r.h.known = append(r.h.known, knownRoute{fiber.MethodPost, path})
+	r.app.Post(path, r.h.route("POST "+path, p, jsonAPI(path, hs))...)
 }
 
 func (r router) put(path string, p policy, hs ...fiber.Handler) {
-	r.app.Put(path, r.h.route("PUT "+path, p, hs)...)
+	r.h.known = append(r.h.known, knownRoute{fiber.MethodPut, path})
+	r.app.Put(path, r.h.route("PUT "+path, p, jsonAPI(path, hs))...)
 }
 
 func (r router) delete(path string, p policy, hs ...fiber.Handler) {
+	r.h.known = append(r.h.known, knownRoute{fiber.MethodDelete, path})
 	r.app.Delete(path, r.h.route("DELETE "+path, p, hs)...)
 }
 
 func (r router) use(prefix string, limit policy, h fiber.Handler) {
+	r.h.known = append(r.h.known, knownRoute{fiber.MethodGet, prefix + "/*"})
 	args := []any{prefix}
 	for _, h := range r.h.route("GET "+prefix+"/*", limit, []fiber.Handler{h}) {
 		args = append(args, h)

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,8 @@ import (
 type VapiSettings interface {
 	Connection(ctx context.Context, accountID int64) (integrations.Resolved, error)
 	List(ctx context.Context, accountID int64) ([]vapi.Setting, error)
+	// Update returns the updated setting; on failure, the setting as it
+	// was before (zero when it could not be read) with the error.
 	Update(ctx context.Context, accountID, userID int64, key string, raw json.RawMessage) (vapi.Setting, error)
 	Changes(ctx context.Context, accountID int64, limit int) ([]services.SettingChange, error)
 }
@@ -98,18 +101,27 @@ func (h *Handlers) vapiSettingSave(c *fiber.Ctx) error {
 	if !isHTMX(c) || code == services.EINTERNAL || code == services.ENOTFOUND && !vapi.KnownKey(key) || integrations.IsNotConnected(err) {
 		return err
 	}
-	// A refused or failed save: show the row as it is now at Vapi (when
-	// it can be read), the user's input, and the reason.
+	// A refused or failed save: show the row as it was before the save
+	// (Update read it), else as it is now at Vapi (when it can be read),
+	// the user's input, and the reason. After a timeout Vapi is not asked
+	// again: that would double the wait.
 	appErr := asAppError(err)
 	if appErr.RetryAfter > 0 {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retrySeconds(appErr.RetryAfter)))
 	}
 	row := components.SettingRow{Input: input, Error: services.ErrorMessage(err), CSRF: csrfToken(c)}
-	if current, lerr := h.vapi.List(ctx, u.AccountID); lerr == nil {
-		row.Setting, _ = vapi.Find(current, key)
-	} else {
-		row.Setting = vapi.Setting{Key: key, Label: key}
-		row.Error += " " + services.ErrorMessage(lerr)
+	switch {
+	case updated.Key == key:
+		row.Setting = updated
+	case code == services.ETIMEOUT:
+		row.Setting = vapi.Setting{Key: key, Label: vapi.Label(key)}
+	default:
+		if current, lerr := h.vapi.List(ctx, u.AccountID); lerr == nil {
+			row.Setting, _ = vapi.Find(current, key)
+		} else {
+			row.Setting = vapi.Setting{Key: key, Label: vapi.Label(key)}
+			row.Error += " " + services.ErrorMessage(lerr)
+		}
 	}
 	h.log.InfoContext(ctx, "vapi setting not saved", "key", key, "code", string(code), "reason", row.Error)
 	c.Status(statusOf(code))
@@ -164,13 +176,20 @@ func (h *Handlers) apiVapiSettingPut(c *fiber.Ctx) error {
 	if !vapi.KnownKey(key) {
 		return services.Errorf(services.ENOTFOUND, "Unknown setting %q. Settings: %s.", key, strings.Join(vapi.Keys, ", "))
 	}
-	var body struct {
-		Value json.RawMessage `json:"value"`
+	shape := strictBody{
+		fields: []string{"value"}, first: "value",
+		notObject: fmt.Sprintf(`The body must be a JSON object with a "value" member: %s takes %s.`, key, vapi.Allowed(key)),
+		takes:     fmt.Sprintf(`the body is {"value": ...}, and %s takes %s.`, key, vapi.Allowed(key)),
 	}
-	if err := json.Unmarshal(c.Body(), &body); err != nil || len(body.Value) == 0 || string(body.Value) == "null" {
+	members, err := shape.decode(c.Body())
+	if err != nil {
+		return err
+	}
+	value := members["value"]
+	if len(value) == 0 || string(value) == "null" {
 		return services.FieldError("value", `The body must be a JSON object with a "value" member: %s takes %s.`, key, vapi.Allowed(key))
 	}
-	s, err := h.vapi.Update(c.UserContext(), u.AccountID, u.ID, key, body.Value)
+	s, err := h.vapi.Update(c.UserContext(), u.AccountID, u.ID, key, value)
 	if err != nil {
 		return err
 	}

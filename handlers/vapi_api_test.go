@@ -148,6 +148,8 @@ func TestVapiAPI(t *testing.T) {
 			{"no key", `{"assistant_id":"` + vapiAssistant + `"}`, "api_key", "api_key is required"},
 			{"no assistant", `{"api_key":"` + vapiKey + `"}`, "assistant_id", "assistant_id is required"},
 			{"not JSON", `api_key=x`, "api_key", "JSON object"},
+			{"a differently-cased name", `{"Api_Key":"` + vapiKey + `","assistant_id":"` + vapiAssistant + `"}`, "Api_Key", `Unknown field "Api_Key": member names are case-sensitive`},
+			{"a member twice", `{"api_key":"sk-first-0000","api_key":"` + vapiKey + `","assistant_id":"` + vapiAssistant + `"}`, "api_key", "given twice"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -250,7 +252,16 @@ func TestVapiAPI(t *testing.T) {
 			{"greeting as a number", "greeting_message", `{"value":42}`, 422, "greeting_message", []string{"greeting_message", "1 to 1000"}},
 			{"missing value", "max_call_duration", `{}`, 422, "value", []string{`"value"`}},
 			{"null value", "max_call_duration", `{"value":null}`, 422, "value", []string{`"value"`}},
-			{"other member", "max_call_duration", `{"nope":900}`, 422, "value", []string{`"value"`}},
+			{"other member", "max_call_duration", `{"nope":900}`, 422, "nope", []string{`Unknown field "nope"`, `"value"`}},
+			{"an extra member", "max_call_duration", `{"value":900,"extra":2}`, 422, "extra", []string{`Unknown field "extra"`, `{"value": ...}`}},
+			{"a differently-cased name", "max_call_duration", `{"Value":900}`, 422, "Value", []string{`Unknown field "Value"`, "case-sensitive", `"value"`}},
+			{"an upper-case name", "greeting_message", `{"VALUE":"Hi"}`, 422, "VALUE", []string{`Unknown field "VALUE"`, "case-sensitive"}},
+			{"value twice", "max_call_duration", `{"value":900,"value":1200}`, 422, "value", []string{`"value" is given twice`}},
+			{"something after the object", "max_call_duration", `{"value":900} {"value":1200}`, 422, "value", []string{`"value" member`}},
+			{"greeting with NUL", "greeting_message", `{"value":"Hi\u0000there"}`, 422, "greeting_message", []string{"greeting_message", "control characters"}},
+			{"greeting with an escape", "greeting_message", `{"value":"\u001b[2JHi"}`, 422, "greeting_message", []string{"greeting_message", "control characters"}},
+			{"greeting with a bidi override", "greeting_message", `{"value":"Hi \u202Eereh\u202C"}`, 422, "greeting_message", []string{"greeting_message", "bidirectional"}},
+			{"greeting with a bidi isolate", "greeting_message", `{"value":"Hi \u2067x\u2069"}`, 422, "greeting_message", []string{"greeting_message", "bidirectional"}},
 			{"not JSON", "max_call_duration", `value=900`, 422, "value", []string{`"value"`}},
 			{"a bare number", "max_call_duration", `900`, 422, "value", []string{`"value"`}},
 		}

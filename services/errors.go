@@ -26,6 +26,14 @@ const (
 	EUNAVAILABLE  Code = "unavailable"  // an outside service is switched off by its breaker (503)
 	ETIMEOUT      Code = "timeout"      // an outside service did not answer in time (504)
 	EINTERNAL     Code = "internal"     // our bug or our infrastructure (500)
+
+	// Protocol errors: the request itself, before any handler reads it.
+	EBADREQUEST    Code = "bad_request"            // not readable as HTTP (400)
+	EMETHOD        Code = "method_not_allowed"     // a known path, another method (405, with Allow)
+	ETIMEOUTCLIENT Code = "request_timeout"        // the client did not send its request in time (408)
+	ETOOLARGE      Code = "too_large"              // the body is over the limit (413)
+	EUNSUPPORTED   Code = "unsupported_media_type" // the body is not of a type the route reads (415)
+	EHEADERS       Code = "headers_too_large"      // the request line and headers are over the limit (431)
 )
 
 // Error is an application error: a code, a message fit for the user, and,

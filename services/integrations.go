@@ -69,6 +69,10 @@ type IntegrationStore interface {
 	RecordIntegrationOK(ctx context.Context, accountID int64, integration string, at time.Time) error
 	IntegrationHealth(ctx context.Context, accountID int64, integration string) (IntegrationHealth, error)
 	RecordSettingChange(ctx context.Context, c SettingChange) error
-	// SettingChanges returns the newest changes first, at most limit.
+	// SettingChanges returns the newest changes first, at most limit; of
+	// every integration when integration is "".
 	SettingChanges(ctx context.Context, accountID int64, integration string, limit int) ([]SettingChange, error)
+	// FirstAccountID returns the id of the first account created (the one
+	// the environment's credentials serve by default); ENOTFOUND if none.
+	FirstAccountID(ctx context.Context) (int64, error)
 }

@@ -5,6 +5,11 @@
 
   var TOAST_MS = 6000;
 
+  // htmx runs (this script comes after it): regions load live, so their
+  // fallback links (to the same content without script) are hidden. When
+  // htmx did not load, they stay.
+  if (window.htmx) document.documentElement.classList.add("htmx-on");
+
   // Move focus to an error alert swapped into the page, so keyboard and
   // screen-reader users land on it.
   document.addEventListener("htmx:afterSwap", function (e) {

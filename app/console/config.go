@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -48,6 +49,13 @@ type Config struct {
 	SMTPTLS               string // starttls, tls or none
 	EmailFrom             string
 	GoogleCalendarBaseURL string
+	// EnvCredentialsScope is which accounts the environment's provider
+	// credentials serve (ENV_CREDENTIALS_SCOPE): "first" or "all".
+	EnvCredentialsScope string
+
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (TRUSTED_PROXIES); none by default.
+	TrustedProxies []netip.Prefix
 }
 
 // Production reports whether the console runs in production mode.
@@ -100,6 +108,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		SMTPTLS:               p.oneOf("SMTP_TLS", "starttls", "starttls", "tls", "none"),
 		EmailFrom:             p.str("EMAIL_FROM", ""),
 		GoogleCalendarBaseURL: p.baseURL("GOOGLE_CALENDAR_BASE_URL", "https://www.googleapis.com"),
+		EnvCredentialsScope:   p.oneOf("ENV_CREDENTIALS_SCOPE", "first", "first", "all"),
+
+		TrustedProxies: p.prefixes("TRUSTED_PROXIES"),
 	}
 	c.LogLevel = p.level("LOG_LEVEL")
 	p.databaseURL("DATABASE_URL", c.DatabaseURL)
@@ -195,6 +206,34 @@ func (p *envParser) oneOf(name, def string, allowed ...string) string {
 	}
 	p.fail(name, fmt.Sprintf("%q is not one of %s", v, strings.Join(allowed, ", ")))
 	return def
+}
+
+// prefixes reads a comma-separated list of CIDRs (10.0.0.0/8, fd00::/8); a
+// bare address stands for itself alone.
+func (p *envParser) prefixes(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, item := range strings.Split(p.getenv(name), ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(item)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(item)
+			if aerr != nil {
+				p.fail(name, fmt.Sprintf("%q is not a CIDR (like 10.0.0.0/8 or 192.168.1.10/32)", item))
+				return nil
+			}
+			addr = addr.Unmap()
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		if prefix.Addr().Is4In6() && prefix.Bits() >= 96 {
+			// ::ffff:10.0.0.0/104 is 10.0.0.0/8: peers are compared unmapped.
+			prefix = netip.PrefixFrom(prefix.Addr().Unmap(), prefix.Bits()-96)
+		}
+		out = append(out, prefix.Masked())
+	}
+	return out
 }
 
 func (p *envParser) level(name string) slog.Level {

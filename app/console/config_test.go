@@ -88,6 +88,30 @@ func TestConfigEmail(t *testing.T) {
 	}
 }
 
+func TestConfigTrustedProxies(t *testing.T) {
+	c, err := LoadConfig(envOf(map[string]string{"AVA_SECRET_KEY": testKey}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TrustedProxies) != 0 {
+		t.Fatalf("default: %v, want none", c.TrustedProxies)
+	}
+	c, err = LoadConfig(envOf(map[string]string{
+		"AVA_SECRET_KEY": testKey, "TRUSTED_PROXIES": " 10.0.0.0/8, 192.168.1.7 ,fd00::/8,, 172.16.5.4/12,::ffff:100.64.0.0/106",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.TrustedProxies {
+		got = append(got, p.String())
+	}
+	want := "10.0.0.0/8 192.168.1.7/32 fd00::/8 172.16.0.0/12 100.64.0.0/10"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("TRUSTED_PROXIES: %v, want %s", got, want)
+	}
+}
+
 func TestConfigErrorsNameTheVariable(t *testing.T) {
 	tests := []struct {
 		env     map[string]string
@@ -119,6 +143,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"AVA_ENV": "development", "SMTP_PORT": "smtp"}, "SMTP_PORT"},
 		{map[string]string{"AVA_ENV": "development", "SMTP_TLS": "ssl"}, "SMTP_TLS"},
 		{map[string]string{"AVA_ENV": "development", "EMAIL_FROM": "reception at example"}, "EMAIL_FROM"},
+		{map[string]string{"AVA_ENV": "development", "TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"},
+		{map[string]string{"AVA_ENV": "development", "TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"}, "TRUSTED_PROXIES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.varName, func(t *testing.T) {

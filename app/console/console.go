@@ -83,6 +83,9 @@ func Open(ctx context.Context, cfg Config) (Config, *sqlite.DB, *account.Service
 // New builds the console: database, services, integrations, HTTP app. Logs
 // go to logOut. Close releases what it opened.
 func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Console, err error) {
+	if err := CheckFrontEnd(frontEnd); err != nil {
+		return nil, err
+	}
 	cfg, db, accounts, err := Open(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -149,6 +152,7 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 		Stubs:    integrations.NewStubPolicy(cfg.StubMode, cfg.Production()),
 		Breakers: func(name string) string { return c.Guards.Breaker(name).State() },
 		Log:      c.Log,
+		EnvScope: envScope(cfg.EnvCredentialsScope),
 	},
 		vapiIntegration,
 		twilioIntegration,
@@ -162,6 +166,7 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 			Production:     cfg.Production(),
 			RateLimiting:   cfg.RateLimiting,
 			LimiterStorage: limiterStorage,
+			TrustedProxies: cfg.TrustedProxies,
 		},
 		Logger:       c.Log,
 		Accounts:     accounts,
@@ -189,6 +194,14 @@ func (c *Console) Close() error {
 		errs = append(errs, c.closers[i]())
 	}
 	return errors.Join(errs...)
+}
+
+// envScope is ENV_CREDENTIALS_SCOPE as the registry knows it.
+func envScope(v string) integrations.EnvScope {
+	if v == "all" {
+		return integrations.EnvAllAccounts
+	}
+	return integrations.EnvFirstAccount
 }
 
 // twilioPool is the LRU of twilio-go clients over one guarded HTTP client

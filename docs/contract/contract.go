@@ -48,7 +48,10 @@ type Validator struct {
 	doc      *openapi3.T
 	router   routers.Router
 	notFound *openapi3.ResponseRef
-	options  *openapi3filter.Options
+	// methodNotAllowed is components.responses.MethodNotAllowed, when the
+	// document has it.
+	methodNotAllowed *openapi3.ResponseRef
+	options          *openapi3filter.Options
 }
 
 // New loads and validates the console's OpenAPI document (docs.OpenAPI).
@@ -83,9 +86,10 @@ func Load(document []byte) (*Validator, error) {
 		return nil, errors.New("contract: the OpenAPI document has no components.responses.NotFound")
 	}
 	return &Validator{
-		doc:      doc,
-		router:   router,
-		notFound: notFound,
+		doc:              doc,
+		router:           router,
+		notFound:         notFound,
+		methodNotAllowed: doc.Components.Responses["MethodNotAllowed"],
 		options: &openapi3filter.Options{
 			// Credentials are the server's business: the checker looks at
 			// shapes, not at whether a token is valid.
@@ -149,18 +153,22 @@ func (v *Validator) Check(req *http.Request, status int, header http.Header, bod
 		if !errors.As(err, &routeErr) {
 			return fmt.Errorf("contract: %s: %w", what, err)
 		}
-		if status != http.StatusNotFound {
+		fallback := v.notFound
+		if status == http.StatusMethodNotAllowed && v.methodNotAllowed != nil {
+			fallback = v.methodNotAllowed
+		} else if status != http.StatusNotFound {
 			return fmt.Errorf("contract: %s is not in the OpenAPI document (%s), yet it answered %d: document it in docs/openapi.json",
 				what, routeErr.Reason, status)
 		}
-		// Unknown addresses answer a 404 problem: check it against
-		// components.responses.NotFound.
+		// Unknown addresses answer a 404 problem, known ones with another
+		// method a 405: check it against components.responses.NotFound or
+		// MethodNotAllowed.
 		route = &routers.Route{
 			Spec:   v.doc,
 			Path:   req.URL.Path,
 			Method: req.Method,
 			Operation: &openapi3.Operation{
-				Responses: openapi3.NewResponses(openapi3.WithStatus(http.StatusNotFound, v.notFound)),
+				Responses: openapi3.NewResponses(openapi3.WithStatus(status, fallback)),
 			},
 		}
 		return v.checkResponse(ctx, what, &openapi3filter.RequestValidationInput{

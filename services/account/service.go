@@ -38,7 +38,9 @@ type Service struct {
 	// sessionKey keys the hash under which session tokens are stored, so a
 	// copy of the database alone cannot forge or recognise a cookie.
 	sessionKey []byte
-	now        func() time.Time
+	// csrfKey signs CSRF tokens (csrf.go).
+	csrfKey []byte
+	now     func() time.Time
 	// dummyHash makes sign-in with an unknown email cost as much as with a
 	// known one, so timing does not tell which emails exist.
 	dummyHash string
@@ -52,7 +54,7 @@ func New(store services.Store, secret []byte) (*Service, error) {
 	}
 	mac := hmac.New(sha256.New, secret)
 	mac.Write([]byte("ava session key v1"))
-	return &Service{store: store, sessionKey: mac.Sum(nil), now: time.Now, dummyHash: dummy}, nil
+	return &Service{store: store, sessionKey: mac.Sum(nil), csrfKey: deriveKey(secret, "ava csrf key v1"), now: time.Now, dummyHash: dummy}, nil
 }
 
 // SetupNeeded reports whether no owner exists yet (first run).

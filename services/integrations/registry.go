@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -59,6 +60,19 @@ func NewStubPolicy(stubMode, production bool) StubPolicy {
 	}
 }
 
+// EnvScope says which accounts the environment's credentials serve
+// (ENV_CREDENTIALS_SCOPE).
+type EnvScope int
+
+// Environment credential scopes.
+const (
+	// EnvFirstAccount: only the first account created (the lowest id: the
+	// one first-run setup or the first `ava user create` made). The default.
+	EnvFirstAccount EnvScope = iota
+	// EnvAllAccounts: every account that has stored none of its own.
+	EnvAllAccounts
+)
+
 // Resolved are the credentials an integration uses for an account.
 type Resolved struct {
 	// Values by field; nil when nothing is configured.
@@ -83,7 +97,12 @@ type Status struct {
 	// Source is SourceAccount, SourceEnvironment, SourceStub or "".
 	Source string
 	// Hints are masked credentials, by field.
-	Hints        map[string]string
+	Hints map[string]string
+	// EnvScope is which accounts the environment's credentials serve.
+	EnvScope EnvScope
+	// EnvElsewhere: the environment has complete credentials for the
+	// integration, but they serve only the first account, not this one.
+	EnvElsewhere bool
 	BreakerState string
 	LastError    string
 	LastErrorAt  *time.Time
@@ -113,6 +132,9 @@ type Options struct {
 	Stubs    StubPolicy
 	Breakers BreakerStates
 	Log      *slog.Logger
+	// EnvScope is which accounts the environment's credentials serve
+	// (the first account unless EnvAllAccounts).
+	EnvScope EnvScope
 }
 
 // Registry holds the console's integrations and their credentials.
@@ -124,6 +146,9 @@ type Registry struct {
 	ordered  []Integration
 	now      func() time.Time
 	breakers BreakerStates
+	// firstAccount caches the first account's id once there is one (it
+	// never changes); 0 until then.
+	firstAccount atomic.Int64
 }
 
 // NewRegistry returns the registry of the given integrations, listed in
@@ -173,7 +198,8 @@ func sealContext(accountID int64, integration string) string {
 }
 
 // Resolve returns the credentials the integration uses for the account:
-// its own, else the environment's (when complete), else the stub's (when
+// its own, else the environment's (when complete, and when they serve this
+// account: the first one, unless EnvAllAccounts), else the stub's (when
 // stubs are allowed), else an unconfigured Resolved.
 func (r *Registry) Resolve(ctx context.Context, accountID int64, name string) (Resolved, error) {
 	i, err := r.Integration(name)
@@ -199,13 +225,48 @@ func (r *Registry) Resolve(ctx context.Context, accountID int64, name string) (R
 		return Resolved{}, services.Internal(err)
 	}
 	if env := i.Env(); complete(spec, env) {
-		return Resolved{Values: env, Source: SourceEnvironment, Hints: hints(spec, env)}, nil
+		serves, err := r.envServes(ctx, accountID)
+		if err != nil {
+			return Resolved{}, err
+		}
+		if serves {
+			return Resolved{Values: env, Source: SourceEnvironment, Hints: hints(spec, env)}, nil
+		}
 	}
 	if s, ok := i.(Stubber); ok && r.opts.Stubs == StubsAllowed {
 		v := s.Stub()
 		return Resolved{Values: v, Source: SourceStub, Hints: hints(spec, v)}, nil
 	}
 	return Resolved{}, nil
+}
+
+// envServes reports whether the environment's credentials serve the account.
+func (r *Registry) envServes(ctx context.Context, accountID int64) (bool, error) {
+	if r.opts.EnvScope == EnvAllAccounts {
+		return true, nil
+	}
+	first, err := r.firstAccountID(ctx)
+	if err != nil {
+		return false, err
+	}
+	return first != 0 && accountID == first, nil
+}
+
+// firstAccountID is the first account's id, 0 while there is none.
+func (r *Registry) firstAccountID(ctx context.Context) (int64, error) {
+	if id := r.firstAccount.Load(); id != 0 {
+		return id, nil
+	}
+	id, err := r.store.FirstAccountID(ctx)
+	switch services.ErrorCode(err) {
+	case "":
+		r.firstAccount.Store(id)
+		return id, nil
+	case services.ENOTFOUND:
+		return 0, nil
+	default:
+		return 0, services.Internal(err)
+	}
 }
 
 // complete reports whether every field that applies has a value.
@@ -470,6 +531,22 @@ func (r *Registry) record(ctx context.Context, accountID int64, name string, cal
 	}
 }
 
+// Changes returns the account's latest setting changes (the audit trail),
+// newest first, at most limit: of one integration, or of every one when
+// name is "". ENOTFOUND for an integration that is not registered.
+func (r *Registry) Changes(ctx context.Context, accountID int64, name string, limit int) ([]services.SettingChange, error) {
+	if name != "" {
+		if _, err := r.Integration(name); err != nil {
+			return nil, err
+		}
+	}
+	c, err := r.store.SettingChanges(ctx, accountID, name, limit)
+	if err != nil {
+		return nil, services.Internal(err)
+	}
+	return c, nil
+}
+
 // Statuses returns every integration's status for the account, in
 // registration order.
 func (r *Registry) Statuses(ctx context.Context, accountID int64) ([]Status, error) {
@@ -498,8 +575,17 @@ func (r *Registry) Status(ctx context.Context, accountID int64, name string) (St
 	if err != nil {
 		return Status{}, services.Internal(err)
 	}
+	elsewhere := false
+	if conn.Source != SourceEnvironment && complete(i.Spec(), i.Env()) {
+		serves, err := r.envServes(ctx, accountID)
+		if err != nil {
+			return Status{}, err
+		}
+		elsewhere = !serves
+	}
 	return Status{
 		Spec: i.Spec(), Configured: conn.Configured(), Source: conn.Source, Hints: conn.Hints,
+		EnvScope: r.opts.EnvScope, EnvElsewhere: elsewhere,
 		BreakerState: r.breakers(r.upstream(i, conn)), LastError: h.LastError, LastErrorAt: h.LastErrorAt, LastOKAt: h.LastOKAt,
 	}, nil
 }

@@ -233,7 +233,7 @@ func TestNormalize(t *testing.T) {
 			integrations.Values{"provider": "resend", "api_key": "re_123", "from": "a@example.com"}, "", ""},
 		{"no selector value", mailSpec(),
 			integrations.Values{"api_key": "re_123", "from": "a@example.com"},
-			nil, "provider", "provider is required: Provider."},
+			nil, "provider", "provider is required: one of resend, smtp."},
 		{"selector not a choice", mailSpec(),
 			integrations.Values{"provider": "sendmail", "from": "a@example.com"},
 			nil, "provider", "provider must be one of resend, smtp."},
@@ -877,5 +877,107 @@ func TestNewRegistryRefuses(t *testing.T) {
 		if _, err := integrations.NewRegistry(s.DB, s.sealer, integrations.Options{}, tt.all...); err == nil || !strings.Contains(err.Error(), tt.says) {
 			t.Errorf("%s: %v, want %q", tt.name, err, tt.says)
 		}
+	}
+}
+
+// countingStore counts how often the registry asks which account is first.
+type countingStore struct {
+	*sqlite.DB
+	mu    sync.Mutex
+	asked int
+}
+
+func (c *countingStore) FirstAccountID(ctx context.Context) (int64, error) {
+	c.mu.Lock()
+	c.asked++
+	c.mu.Unlock()
+	return c.DB.FirstAccountID(ctx)
+}
+
+func (c *countingStore) times() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.asked
+}
+
+// The environment's credentials serve the first account created only
+// (ENV_CREDENTIALS_SCOPE=first, the default); another account without its
+// own is not connected, and its status says the environment's are the
+// first account's. EnvAllAccounts lets every account use them.
+func TestEnvironmentCredentialsServeTheFirstAccount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	env := integrations.Values{"key": "env-key-0000000000-ENVK", "account": "acct-env", "region": "us"}
+	stub := integrations.Values{"key": "stub-key-000000-STUB", "account": "acct-stub", "region": "us"}
+	for _, tt := range []struct {
+		name   string
+		scope  integrations.EnvScope
+		stubs  integrations.StubPolicy
+		second string // the second account's source
+	}{
+		{"first (default)", integrations.EnvFirstAccount, integrations.StubsOff, ""},
+		{"first, stubs allowed: the second gets the stub", integrations.EnvFirstAccount, integrations.StubsAllowed, integrations.SourceStub},
+		{"all", integrations.EnvAllAccounts, integrations.StubsOff, integrations.SourceEnvironment},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			cs := &countingStore{DB: s.DB}
+			r, err := integrations.NewRegistry(cs, s.sealer, integrations.Options{Stubs: tt.stubs, EnvScope: tt.scope},
+				stubbed{fake: acme().withEnv(env), stub: stub})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// No account yet: nobody is first, and that is not remembered.
+			if got, err := r.Resolve(ctx, 1, "acme"); err != nil || (tt.scope == integrations.EnvFirstAccount && got.Source == integrations.SourceEnvironment) {
+				t.Fatalf("before any account: %+v %v", got, err)
+			}
+			first, second := s.account(t), s.account(t)
+			// Asked for the second first: the first is still the lowest id.
+			got, err := r.Resolve(ctx, second, "acme")
+			if err != nil || got.Source != tt.second {
+				t.Fatalf("second account: source %q (%v), want %q", got.Source, err, tt.second)
+			}
+			got, err = r.Resolve(ctx, first, "acme")
+			if err != nil || got.Source != integrations.SourceEnvironment || got.Values["key"] != env["key"] {
+				t.Fatalf("first account: %+v %v, want the environment's", got, err)
+			}
+			called := false
+			err = r.Use(ctx, second, "acme", func(context.Context, integrations.Resolved) error { called = true; return nil })
+			if tt.second == "" && (called || !integrations.IsNotConnected(err)) {
+				t.Errorf("the second account used the environment's credentials (called %v, %v)", called, err)
+			}
+			if tt.second != "" && (!called || err != nil) {
+				t.Errorf("the second account: called %v, %v", called, err)
+			}
+			st1, err := r.Status(ctx, first, "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			st2, err := r.Status(ctx, second, "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st1.EnvElsewhere || st1.EnvScope != tt.scope || st1.Source != integrations.SourceEnvironment {
+				t.Errorf("first account's status %+v", st1)
+			}
+			if want := tt.scope == integrations.EnvFirstAccount; st2.EnvElsewhere != want || st2.Configured != (tt.second != "") {
+				t.Errorf("second account's status %+v: EnvElsewhere want %v", st2, want)
+			}
+			// Its own credentials still serve the second account.
+			if _, err := r.Connect(ctx, second, "acme", acmeValues(acmeSecret)); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := r.Resolve(ctx, second, "acme"); got.Source != integrations.SourceAccount {
+				t.Errorf("second account after connecting: %q", got.Source)
+			}
+			if tt.scope == integrations.EnvFirstAccount {
+				// Once known, the first account is remembered (1 look-up
+				// before any account, 1 once there are).
+				if n := cs.times(); n != 2 {
+					t.Errorf("the store was asked for the first account %d times, want 2", n)
+				}
+			}
+		})
 	}
 }

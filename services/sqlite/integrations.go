@@ -4,10 +4,25 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/ava/console/services"
 )
+
+// FirstAccountID returns the id of the first account created (the lowest:
+// the one first-run setup or the first `ava user create` made); ENOTFOUND
+// while there is none.
+func (db *DB) FirstAccountID(ctx context.Context) (int64, error) {
+	var id sql.NullInt64
+	if err := db.db.QueryRowContext(ctx, "SELECT min(id) FROM accounts").Scan(&id); err != nil {
+		return 0, err
+	}
+	if !id.Valid {
+		return 0, services.Errorf(services.ENOTFOUND, "There is no account yet.")
+	}
+	return id.Int64, nil
+}
 
 // SaveCredentials stores (or replaces) an account's credentials for an integration.
 func (db *DB) SaveCredentials(ctx context.Context, c services.StoredCredentials) error {
@@ -85,13 +100,14 @@ func (db *DB) RecordSettingChange(ctx context.Context, c services.SettingChange)
 	return err
 }
 
-// SettingChanges returns an account's latest setting changes of an integration, newest first.
+// SettingChanges returns an account's latest setting changes of an
+// integration (of every integration when integration is ""), newest first.
 func (db *DB) SettingChanges(ctx context.Context, accountID int64, integration string, limit int) ([]services.SettingChange, error) {
 	rows, err := db.db.QueryContext(ctx, `
 		SELECT c.id, c.account_id, coalesce(c.user_id, 0), coalesce(u.email, ''), c.integration, c.key, c.old_value, c.new_value, c.changed_at
 		FROM setting_changes c LEFT JOIN users u ON u.id = c.user_id
-		WHERE c.account_id = ? AND c.integration = ? ORDER BY c.id DESC LIMIT ?`,
-		accountID, integration, limit)
+		WHERE c.account_id = ? AND (? = '' OR c.integration = ?) ORDER BY c.id DESC LIMIT ?`,
+		accountID, integration, integration, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -107,6 +123,25 @@ func (db *DB) SettingChanges(ctx context.Context, accountID int64, integration s
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// LatestSettingChange returns an account's newest change of one setting of
+// an integration; found is false when the trail has none.
+func (db *DB) LatestSettingChange(ctx context.Context, accountID int64, integration, key string) (c services.SettingChange, found bool, err error) {
+	var at int64
+	err = db.db.QueryRowContext(ctx, `
+		SELECT c.id, c.account_id, coalesce(c.user_id, 0), coalesce(u.email, ''), c.integration, c.key, c.old_value, c.new_value, c.changed_at
+		FROM setting_changes c LEFT JOIN users u ON u.id = c.user_id
+		WHERE c.account_id = ? AND c.integration = ? AND c.key = ? ORDER BY c.id DESC LIMIT 1`,
+		accountID, integration, key).Scan(&c.ID, &c.AccountID, &c.UserID, &c.UserEmail, &c.Integration, &c.Key, &c.OldValue, &c.NewValue, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return services.SettingChange{}, false, nil
+	}
+	if err != nil {
+		return services.SettingChange{}, false, err
+	}
+	c.ChangedAt = fromMillis(at)
+	return c, true, nil
 }
 
 // DeleteCredentials removes an account's credentials for an integration and

@@ -210,7 +210,32 @@ func TestBadCredentialsAreNotAnOutage(t *testing.T) {
 	}
 }
 
-func TestRateLimitsAndServerErrorsOpenTheBreaker(t *testing.T) {
+// A 429/20429 is one account's credentials over their limit: however many,
+// they never pause Twilio for the other accounts, and they do not reset
+// the count of real failures either.
+func TestRateLimitsDoNotOpenTheBreaker(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.connected(t, 5)
+	w.fake.FailAlways(twiliotest.Failure{Status: 429, Code: 20429, Message: "Too Many Requests"})
+	for i := 1; i <= 5; i++ {
+		_, err := w.numbers(context.Background())
+		wantCode(t, err, services.EUPSTREAM,
+			"Twilio is rate limiting us (20429: Too Many Requests (https://www.twilio.com/docs/errors/20429)). Try again in a moment.")
+		if s := w.breaker(); s != "closed" {
+			t.Fatalf("after %d rate-limited answers the breaker is %s, want closed", i, s)
+		}
+	}
+	if got := w.outcome(t, upstream.OutcomeRateLimited); got != 5 {
+		t.Errorf("rate_limited outcomes %v, want 5", got)
+	}
+	w.fake.Recover()
+	if _, err := w.numbers(context.Background()); err != nil {
+		t.Fatalf("after the rate limit: %v", err)
+	}
+}
+
+func TestServerErrorsOpenTheBreaker(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		name    string
@@ -218,9 +243,6 @@ func TestRateLimitsAndServerErrorsOpenTheBreaker(t *testing.T) {
 		says    string
 		outcome string
 	}{
-		{"429/20429", twiliotest.Failure{Status: 429, Code: 20429, Message: "Too Many Requests"},
-			"Twilio is rate limiting us (20429: Too Many Requests (https://www.twilio.com/docs/errors/20429)). Try again in a moment.",
-			upstream.OutcomeRateLimited},
 		{"500 with Twilio's error", twiliotest.Failure{Status: 500, Code: 20500, Message: "An internal server error has occurred"},
 			"Twilio is having trouble (20500: An internal server error has occurred (https://www.twilio.com/docs/errors/20500)). Try again in a moment.",
 			upstream.OutcomeServerError},

@@ -10,8 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +41,7 @@ type Settings struct {
 const (
 	OutcomeSuccess     = "success"
 	OutcomeClientError = "client_error"  // 4xx about our request: neither success nor failure
-	OutcomeRateLimited = "rate_limited"  // 429: failure
+	OutcomeRateLimited = "rate_limited"  // 429: neither (one account's key is over its limit)
 	OutcomeServerError = "server_error"  // 5xx: failure
 	OutcomeTimeout     = "timeout"       // no answer in time: failure
 	OutcomeTransport   = "network_error" // connection refused, reset, dropped: failure
@@ -177,13 +180,15 @@ func (b *Breaker) RetryAfter() time.Duration {
 }
 
 // neutralError marks answers that count neither as success nor as failure:
-// the upstream's 4xx about our request, and the caller's cancellation.
+// the upstream's 4xx about our request (429 included: a rate limit is on
+// one account's key, and must not pause the provider for every other
+// account), and the caller's cancellation.
 type neutralError struct{ error }
 
 // Unwrap lets errors.Is and errors.As see through the mark.
 func (e neutralError) Unwrap() error { return e.error }
 
-// failureError marks an answer that counts as a failure (5xx, 429).
+// failureError marks an answer that counts as a failure (5xx).
 type failureError struct{ status int }
 
 func (e failureError) Error() string { return fmt.Sprintf("upstream answered %d", e.status) }
@@ -212,8 +217,11 @@ func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			outcome = OutcomeTransport
 			return nil, err
 		case resp.StatusCode == http.StatusTooManyRequests:
+			// The provider limits one account's key (its 401/403 are one
+			// account's too): neutral, so one tenant over its limit never
+			// opens the breaker for the others.
 			outcome = OutcomeRateLimited
-			return resp, failureError{resp.StatusCode}
+			return resp, neutralError{failureError{resp.StatusCode}}
 		case resp.StatusCode >= 500:
 			outcome = OutcomeServerError
 			return resp, failureError{resp.StatusCode}
@@ -236,6 +244,9 @@ func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if resp != nil {
 		// An HTTP answer, whatever its status, goes back to the client,
 		// which reads the upstream's own error message from it.
+		if resp.StatusCode == http.StatusTooManyRequests {
+			longerRetryAfter(resp, b.RetryAfter())
+		}
 		return resp, nil
 	}
 	var neutral neutralError
@@ -243,6 +254,27 @@ func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, neutral.error
 	}
 	return nil, err
+}
+
+// longerRetryAfter makes a 429's Retry-After the longer of the provider's
+// own and the time the upstream's breaker stays open (opened meanwhile by
+// an outage): a caller told to come back sooner would only meet the open
+// breaker. Every client reads Retry-After from the answer, so all follow.
+func longerRetryAfter(resp *http.Response, breaker time.Duration) {
+	if breaker <= 0 {
+		return
+	}
+	own := time.Duration(0)
+	if v := strings.TrimSpace(resp.Header.Get("Retry-After")); v != "" {
+		if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+			own = time.Duration(secs) * time.Second
+		} else if t, err := http.ParseTime(v); err == nil {
+			own = time.Until(t)
+		}
+	}
+	if breaker > own {
+		resp.Header.Set("Retry-After", strconv.Itoa(int(math.Ceil(breaker.Seconds()))))
+	}
 }
 
 func isTimeout(err error, req *http.Request) bool {

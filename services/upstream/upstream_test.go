@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -236,7 +237,6 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 	}{
 		{"500", answer500, 500, upstream.OutcomeServerError},
 		{"503", answer503, 503, upstream.OutcomeServerError},
-		{"429", answer429, 429, upstream.OutcomeRateLimited},
 		{"dropped connection", answerDrop, 0, upstream.OutcomeTransport},
 		{"timeout", answerHang, 0, upstream.OutcomeTimeout},
 	}
@@ -410,12 +410,15 @@ func TestBreakerHalfOpenRefusesExtraCalls(t *testing.T) {
 
 // 4xx answers are about our request: they neither open the breaker nor
 // reset its count of consecutive failures. Neither does a caller giving up.
+// A 429 is one account's key over its limit: it must not pause the provider
+// for every other account.
 func TestBreakerNeutralOutcomes(t *testing.T) {
 	tests := []struct {
 		name    string
 		neutral func(t *testing.T, r *rig)
 		outcome string
 	}{
+		{"429", answerStatus(answer429, 429), upstream.OutcomeRateLimited},
 		{"400", answerStatus(answer400, 400), upstream.OutcomeClientError},
 		{"401", answerStatus(answer401, 401), upstream.OutcomeClientError},
 		{"404", answerStatus(answer404, 404), upstream.OutcomeClientError},
@@ -473,6 +476,72 @@ func answerStatus(m failure, want int) func(t *testing.T, r *rig) {
 		if status != want || err != nil {
 			t.Fatalf("got %d %v, want %d: a 4xx goes back to the caller as an answer", status, err, want)
 		}
+	}
+}
+
+// A 429 that comes back while the breaker is open (an outage opened it
+// during the call) says to come back when the breaker lets calls through,
+// if that is later than the provider's own Retry-After; otherwise the
+// provider's stands.
+func TestRateLimitedRetryAfterIsTheLongerOfProviderAndBreaker(t *testing.T) {
+	r := newRig(t)
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch req.URL.Path {
+		case "/slow-429":
+			arrived <- struct{}{}
+			<-release
+			w.Header().Set("Retry-After", "7")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case "/429":
+			w.Header().Set("Retry-After", "7")
+			w.WriteHeader(http.StatusTooManyRequests)
+		default:
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+	})
+	get := func(path string) *http.Response {
+		t.Helper()
+		resp, err := r.client.Get(srv.URL + path)
+		if err != nil {
+			t.Errorf("GET %s: %v", path, err)
+			return nil
+		}
+		_ = resp.Body.Close()
+		return resp
+	}
+
+	if resp := get("/429"); resp == nil || resp.Header.Get("Retry-After") != "7" {
+		t.Fatalf("a 429 with the breaker closed: %v, want the provider's Retry-After 7", resp)
+	}
+	slow := make(chan *http.Response, 1)
+	go func() { slow <- get("/slow-429") }()
+	<-arrived
+	for range 3 {
+		get("/500")
+	}
+	if s := r.state(); s != "open" {
+		t.Fatalf("breaker %s after 3 failures", s)
+	}
+	close(release)
+	released = true
+	resp := <-slow
+	if resp == nil {
+		t.FailNow()
+	}
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || secs < 50 || secs > 60 {
+		t.Errorf("Retry-After %q, want the breaker's remaining ~60 seconds (longer than the provider's 7)", resp.Header.Get("Retry-After"))
 	}
 }
 

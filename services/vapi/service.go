@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -30,6 +31,9 @@ type Connections interface {
 type AuditStore interface {
 	RecordSettingChange(ctx context.Context, c services.SettingChange) error
 	SettingChanges(ctx context.Context, accountID int64, integration string, limit int) ([]services.SettingChange, error)
+	// LatestSettingChange returns the newest change of one setting; found
+	// is false when there is none.
+	LatestSettingChange(ctx context.Context, accountID int64, integration, key string) (c services.SettingChange, found bool, err error)
 }
 
 // Service reads and changes an account's Vapi assistant settings.
@@ -39,6 +43,11 @@ type Service struct {
 	audit AuditStore
 	reads singleflight.Group
 	now   func() time.Time
+	// writes serialise the changes to one assistant (this instance only).
+	writes writeLocks
+	// pending holds, for a change whose answer was lost, the value before it.
+	pendingMu sync.Mutex
+	pending   map[pendingKey]string
 }
 
 // NewService returns the Vapi settings service.
@@ -103,47 +112,100 @@ func (s *Service) List(ctx context.Context, accountID int64) ([]Setting, error) 
 // Update sets one setting. The value is checked against the product's bounds
 // before any call to Vapi, then against the assistant's voice provider; only
 // the changed field is PATCHed, and the change goes to the audit trail. On
-// any failure the assistant is left as it was.
+// any failure the assistant is left as it was, and the setting as it was
+// before (when it was read) comes back with the error.
+//
+// Writes to one assistant are serialised: each reads the assistant afresh
+// (not the shared read, which may predate the previous write), PATCHes and
+// records in turn, so the trail's order is the order of the PATCHes and
+// every change starts from the one before. A PATCH whose answer is lost (a
+// timeout, a dropped connection) is followed by one short read: if Vapi has
+// the new value, the change is recorded and the update succeeds. A retry
+// that finds the value already there records the change if the trail lacks
+// it, once.
 func (s *Service) Update(ctx context.Context, accountID, userID int64, key string, raw json.RawMessage) (Setting, error) {
 	value, err := ParseValue(key, raw)
 	if err != nil {
 		return Setting{}, err
 	}
 	var before, after Setting
-	changed := false
+	read, changed := false, false
+	var from string // the change's "from", as the trail has it
+	var auditErr error
 	err = s.creds.Use(ctx, accountID, Name, func(ctx context.Context, conn integrations.Resolved) error {
-		a, err := s.fetch(ctx, conn)
+		client, apiKey, assistantID := s.vapi.clientFor(conn), conn.Values[FieldAPIKey], conn.Values[FieldAssistantID]
+		lockKey := client.baseURL + "/assistant/" + assistantID
+		unlock, err := s.writes.lock(ctx, lockKey, s.vapi.timeout)
 		if err != nil {
 			return err
 		}
-		before, _ = Find(FromAssistant(a), key)
-		patch, err := Patch(a, key, value)
-		if err != nil || patch == nil {
-			return err // refused, or already so: nothing to send
-		}
-		updated, err := s.vapi.clientFor(conn).UpdateAssistant(ctx, conn.Values[FieldAPIKey], conn.Values[FieldAssistantID], patch)
+		defer unlock()
+		a, err := client.GetAssistant(ctx, apiKey, assistantID)
 		if err != nil {
-			return s.vapi.translate(err, conn.Values[FieldAssistantID])
+			return s.vapi.translate(err, assistantID)
 		}
+		before, read = Find(FromAssistant(a), key)
+		pk := pendingKey{accountID: accountID, assistant: lockKey, key: key}
+		patch, err := Patch(a, key, value)
+		switch {
+		case err != nil:
+			return err // refused: nothing to send
+		case patch == nil:
+			// Already so. If a change whose answer was lost put it there,
+			// the trail lacks it: record it now.
+			after = before
+			from, changed, auditErr = s.unrecorded(ctx, pk, auditJSON(before.Value))
+			if changed {
+				auditErr = s.record(ctx, accountID, userID, key, from, &after)
+			}
+			return nil
+		}
+		updated, err := client.UpdateAssistant(ctx, apiKey, assistantID, patch)
+		if err != nil && unknownOutcome(err) {
+			// Vapi may have applied it: ask once what it has now.
+			if now, rerr := s.readBack(ctx, client, apiKey, assistantID); rerr == nil {
+				if p, perr := Patch(now, key, value); perr == nil && p == nil {
+					updated, err = now, nil
+				}
+			}
+			if err != nil {
+				s.remember(pk, auditJSON(before.Value))
+			}
+		}
+		if err != nil {
+			return s.vapi.translate(err, assistantID)
+		}
+		s.forget(pk)
 		after, _ = Find(FromAssistant(updated), key)
 		changed = true
+		auditErr = s.record(ctx, accountID, userID, key, auditJSON(before.Value), &after)
 		return nil
 	})
 	if err != nil {
-		return Setting{}, err
+		if !read {
+			return Setting{}, err
+		}
+		return before, err
+	}
+	if auditErr != nil {
+		// Vapi has the new value; failing to record it must not claim otherwise.
+		return after, services.Internal(fmt.Errorf("setting saved at Vapi but not recorded: %w", auditErr))
 	}
 	if !changed {
 		return before, nil // nothing to record
 	}
-	after.UpdatedAt = s.now().UTC()
-	if err := s.audit.RecordSettingChange(ctx, services.SettingChange{
-		AccountID: accountID, UserID: userID, Integration: Name, Key: key,
-		OldValue: auditJSON(before.Value), NewValue: auditJSON(after.Value), ChangedAt: after.UpdatedAt,
-	}); err != nil {
-		// Vapi has the new value; failing to record it must not claim otherwise.
-		return after, services.Internal(fmt.Errorf("setting saved at Vapi but not recorded: %w", err))
-	}
 	return after, nil
+}
+
+// record appends a change of key to after's value to the trail, stamping
+// after with its time. It runs under the assistant's write lock.
+func (s *Service) record(ctx context.Context, accountID, userID int64, key, from string, after *Setting) error {
+	after.UpdatedAt = s.now().UTC()
+	// The change happened at Vapi: it is recorded even if the caller left.
+	return s.audit.RecordSettingChange(context.WithoutCancel(ctx), services.SettingChange{
+		AccountID: accountID, UserID: userID, Integration: Name, Key: key,
+		OldValue: from, NewValue: auditJSON(after.Value), ChangedAt: after.UpdatedAt,
+	})
 }
 
 // Changes returns the latest setting changes, newest first.

@@ -244,6 +244,9 @@ func ParseValue(key string, raw json.RawMessage) (any, error) {
 		if strings.TrimSpace(s) == "" || utf8.RuneCountInString(s) > GreetingMaxLen {
 			return nil, services.FieldError(key, "greeting_message must be 1 to %d characters (got %d).", GreetingMaxLen, utf8.RuneCountInString(s))
 		}
+		if err := plainText(key, s); err != nil {
+			return nil, err
+		}
 		return s, nil
 	case KeyMaxDuration:
 		var f float64
@@ -265,6 +268,26 @@ func ParseValue(key string, raw json.RawMessage) (any, error) {
 		return f, nil
 	}
 	return nil, services.Errorf(services.ENOTFOUND, "Unknown setting %q. Settings: %s.", key, strings.Join(Keys, ", "))
+}
+
+// plainText refuses what a greeting must not hold: control characters
+// (NUL and the other C0 controls but tab, line feed and carriage return
+// (a form's line breaks), DEL, C1) and the bidirectional overrides and
+// isolates (U+202A-U+202E, U+2066-U+2069), which make text read otherwise
+// than it is stored.
+func plainText(key, s string) error {
+	pos := 0
+	for _, r := range s {
+		pos++
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+		case r < 0x20 || r >= 0x7f && r <= 0x9f:
+			return services.FieldError(key, "%s must not contain control characters (U+%04X at character %d); line breaks and tabs are fine.", key, r, pos)
+		case r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069:
+			return services.FieldError(key, "%s must not contain bidirectional override or isolate characters (U+%04X at character %d).", key, r, pos)
+		}
+	}
+	return nil
 }
 
 // Patch returns the PATCH body that sets key to value on the assistant,

@@ -1,7 +1,9 @@
 // Package vapitest is a wire-level fake of Vapi's REST API for tests: it
 // speaks Vapi's JSON (assistants, errors), checks the Bearer key, validates
 // PATCHes like Vapi does, and fails on demand (5xx, 429, 4xx, slow answers,
-// dropped connections). Unit tests and the browser tests use it.
+// dropped connections), for every request, one key's or one method's, and
+// before or after applying the request. Unit tests and the browser tests
+// use it.
 package vapitest
 
 import (
@@ -9,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"time"
@@ -28,13 +31,24 @@ type Failure struct {
 	Drop bool
 	// Delay waits before answering (or failing), unless the client gives up first.
 	Delay time.Duration
+	// AfterApply does the request's job first (a PATCH is applied), then
+	// fails as the other fields say: Delay holds the answer back, Drop
+	// loses it, Status replaces it. Vapi changed, the client never learns.
+	AfterApply bool
 }
 
-// Dropped reports whether the failure drops the connection.
-func (f Failure) Dropped() bool { return f.Drop }
+// Dropped reports whether the failure drops the connection before the
+// request is served (AfterApply failures drop it after).
+func (f Failure) Dropped() bool { return f.Drop && !f.AfterApply }
 
-// Delayed is how long the failure waits before answering.
-func (f Failure) Delayed() time.Duration { return f.Delay }
+// Delayed is how long the failure waits before serving the request
+// (AfterApply failures wait after).
+func (f Failure) Delayed() time.Duration {
+	if f.AfterApply {
+		return 0
+	}
+	return f.Delay
+}
 
 // Request is what the fake received.
 type Request struct {
@@ -53,6 +67,14 @@ type Server struct {
 	mu         sync.Mutex
 	keys       map[string]bool // valid private keys
 	assistants map[string]map[string]any
+	targeted   []targeted // FailKey, FailMethod
+}
+
+// targeted is a failure for the next n requests that match.
+type targeted struct {
+	match func(Request) bool
+	left  int
+	f     Failure
 }
 
 // New returns a fake with no keys and no assistants.
@@ -74,6 +96,52 @@ func DefaultAssistant(id string) map[string]any {
 		"createdAt":          "2026-10-01T09:30:00.000Z",
 		"updatedAt":          "2026-11-20T14:05:11.123Z",
 	}
+}
+
+// FailKey makes the next n requests made with that API key fail with f
+// (one account's key rate limited, revoked...); other keys are served as
+// usual. It is checked before FailNext and FailAlways.
+func (s *Server) FailKey(key string, n int, f Failure) {
+	s.failWhen(func(r Request) bool { return r.Authorization == "Bearer "+key }, n, f)
+}
+
+// FailMethod makes the next n requests with that method (PATCH) fail with
+// f; others are served as usual. It is checked before FailNext and FailAlways.
+func (s *Server) FailMethod(method string, n int, f Failure) {
+	s.failWhen(func(r Request) bool { return r.Method == method }, n, f)
+}
+
+func (s *Server) failWhen(match func(Request) bool, n int, f Failure) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.targeted = append(s.targeted, targeted{match: match, left: n, f: f})
+}
+
+// Recover ends FailAlways and drops every queued failure, FailKey's and
+// FailMethod's included.
+func (s *Server) Recover() {
+	s.Faults.Recover()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.targeted = nil
+}
+
+// takeTargeted returns the first targeted failure that matches req.
+func (s *Server) takeTargeted(req Request) (Failure, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.targeted {
+		t := &s.targeted[i]
+		if t.left > 0 && t.match(req) {
+			t.left--
+			f := t.f
+			if t.left == 0 {
+				s.targeted = append(s.targeted[:i], s.targeted[i+1:]...)
+			}
+			return f, true
+		}
+	}
+	return Failure{}, false
 }
 
 // AddKey makes a private API key valid.
@@ -128,20 +196,60 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.Unmarshal(body, &req.Body)
 	}
 	s.Record(req)
-	failure, failing, proceed := upstreamtest.Begin(&s.Faults, w, r)
+	var failure Failure
+	var failing, proceed bool
+	if f, ok := s.takeTargeted(req); ok {
+		failure, failing = f, true
+		proceed = upstreamtest.Wait(r, f.Delayed())
+		if proceed && f.Dropped() {
+			upstreamtest.Drop(w)
+			proceed = false
+		}
+	} else {
+		failure, failing, proceed = upstreamtest.Begin(&s.Faults, w, r)
+	}
 	if !proceed {
+		return
+	}
+	if failing && failure.AfterApply {
+		s.serveThenFail(w, r, req, failure)
 		return
 	}
 	switch {
 	case failing && failure.Status != 0:
-		msg := failure.Message
-		if msg == "" {
-			msg = http.StatusText(failure.Status)
-		}
-		writeError(w, failure.Status, msg, failure.RetryAfter)
+		writeFailure(w, failure)
 		return
 	}
 	s.serve(w, r, req)
+}
+
+func writeFailure(w http.ResponseWriter, f Failure) {
+	msg := f.Message
+	if msg == "" {
+		msg = http.StatusText(f.Status)
+	}
+	writeError(w, f.Status, msg, f.RetryAfter)
+}
+
+// serveThenFail does the request's job, then loses or holds back its answer.
+func (s *Server) serveThenFail(w http.ResponseWriter, r *http.Request, req Request, f Failure) {
+	rec := httptest.NewRecorder()
+	s.serve(rec, r, req)
+	if !upstreamtest.Wait(r, f.Delay) {
+		return
+	}
+	switch {
+	case f.Drop:
+		upstreamtest.Drop(w)
+	case f.Status != 0:
+		writeFailure(w, f)
+	default:
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, req Request) {

@@ -1,0 +1,6 @@
+package account
+
+import "time"
+
+// SetClock replaces the service's clock (tests of expiry).
+func SetClock(s *Service, now func() time.Time) { s.now = now }
