@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/template/html/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/ava/console/components"
 	"github.com/ava/console/services"
@@ -168,7 +169,17 @@ func NewApp(d Deps) (*fiber.App, error) {
 	app.Server().SecureErrorLogMessage = true
 	h.middleware(app)
 	h.routes(app)
+	warmRender(app)
 	return app, nil
+}
+
+// warmRender renders once before any request is served: Fiber builds the
+// list Render consults on the first render, without a lock, so the first
+// concurrent renders would race to build it.
+func warmRender(app *fiber.App) {
+	c := app.AcquireCtx(&fasthttp.RequestCtx{})
+	defer app.ReleaseCtx(c)
+	_ = c.Render("error", page{Title: "Ava console", Data: errorPage{}})
 }
 
 func prefixStrings(ps []netip.Prefix) []string {
