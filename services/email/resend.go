@@ -1,18 +1,18 @@
 package email
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ava/console/services"
+
+	"github.com/ava/console/services/upstream"
 )
 
 const (
@@ -97,15 +97,7 @@ func (c *ResendClient) Send(ctx context.Context, apiKey string, m Message) (Sent
 }
 
 func (c *ResendClient) do(ctx context.Context, method, path, apiKey string, h http.Header, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, rd)
+	req, err := upstream.NewJSONRequest(ctx, method, c.baseURL+path, body)
 	if err != nil {
 		return err
 	}
@@ -114,20 +106,11 @@ func (c *ResendClient) do(ctx context.Context, method, path, apiKey string, h ht
 	}
 	req.Header.Set("Authorization", "Bearer "+apiKey)
 	req.Header.Set("User-Agent", resendUserAgent)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.http.Do(req) //nolint:bodyclose // upstream.ReadAnswer closes it
 	if err != nil {
 		return err
 	}
-	defer func() {
-		// Drained, the connection goes back to the pool.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResendBody))
-		_ = resp.Body.Close()
-	}()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResendBody))
+	data, err := upstream.ReadAnswer(resp, maxResendBody)
 	if err != nil {
 		return err
 	}

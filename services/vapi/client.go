@@ -5,17 +5,17 @@
 package vapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ava/console/services/upstream"
 )
 
 // Assistant is the part of a Vapi assistant the console reads and writes.
@@ -68,29 +68,16 @@ func (c *Client) UpdateAssistant(ctx context.Context, apiKey, assistantID string
 }
 
 func (c *Client) do(ctx context.Context, method, apiKey, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, rd)
+	req, err := upstream.NewJSONRequest(ctx, method, c.baseURL+path, body)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+apiKey)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.http.Do(req) //nolint:bodyclose // upstream.ReadAnswer closes it
 	if err != nil {
 		return err
 	}
-	defer func() { _ = resp.Body.Close() }()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	data, err := upstream.ReadAnswer(resp, 4<<20)
 	if err != nil {
 		return err
 	}
