@@ -283,3 +283,30 @@ func TestBearerTokensAreForTheAPIOnly(t *testing.T) {
 		t.Fatalf("GET /api/v1/me with the token: %d", resp.StatusCode)
 	}
 }
+
+// TestAPIWithoutCredentialsIsUnauthorizedNotForbidden: an API write with no
+// token and no session has nothing to forge: it gets the route's 401 (or
+// 405 for a method the path does not take), not a CSRF 403.
+func TestAPIWithoutCredentialsIsUnauthorizedNotForbidden(t *testing.T) {
+	a := newTestApp(t)
+	for _, tt := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodPut, "/api/v1/integrations/vapi/credentials", http.StatusUnauthorized},
+		{http.MethodDelete, "/api/v1/integrations/twilio/credentials", http.StatusUnauthorized},
+		{http.MethodPost, "/api/v1/integrations/email/test", http.StatusUnauthorized},
+		{http.MethodPost, "/api/v1/me", http.StatusMethodNotAllowed},
+	} {
+		req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := a.app.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s %s without credentials: %d, want %d", tt.method, tt.path, resp.StatusCode, tt.want)
+		}
+	}
+}

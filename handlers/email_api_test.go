@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"net"
@@ -1003,5 +1004,48 @@ func TestEmailSMTPTestConnection(t *testing.T) {
 	}
 	if st := a.emailStatus(tok); st.LastError == nil {
 		t.Errorf("the failure was not recorded: %+v", st)
+	}
+}
+
+// One account's SMTP server failing opens the breaker of that server only:
+// another account's server keeps sending.
+func TestEmailOneSMTPServerDownPausesNoOtherAccount(t *testing.T) {
+	t.Parallel()
+	down, up := startSMTP(t), startSMTP(t)
+	// Both fakes' certificates, so one console trusts either server.
+	roots := down.RootCAs().Clone()
+	if err := up.TrustIn(roots); err != nil {
+		t.Fatal(err)
+	}
+	a := newTestApp(t, withOptions(func(o *console.Options) {
+		o.SMTPTLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}))
+	tokA := a.apiOwner(false)
+	a.connectSMTP(tokA, down)
+	u, err := a.db.CreateUser(context.Background(), "second@example.com", "not-a-hash", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokB, _ := a.apiToken(u.ID, "second")
+	a.connectSMTP(tokB, up)
+
+	down.DropNext(3)
+	for range 3 {
+		if resp, got := a.sendTestEmail(tokA, testEmailBody(t, emailTo)); resp.StatusCode < 500 {
+			t.Fatalf("A's dropped connection: %d %s", resp.StatusCode, got)
+		}
+	}
+	if st := a.emailStatus(tokA); st.BreakerState != "open" {
+		t.Fatalf("A's breaker after three drops: %q", st.BreakerState)
+	}
+	resp, got := a.sendTestEmail(tokB, testEmailBody(t, emailTo))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("B while A's server is down: %d %s", resp.StatusCode, got)
+	}
+	if st := a.emailStatus(tokB); st.BreakerState != "closed" {
+		t.Errorf("B's breaker: %q, want closed", st.BreakerState)
+	}
+	if n := len(up.Messages()); n != 1 {
+		t.Errorf("B's server received %d messages, want 1", n)
 	}
 }

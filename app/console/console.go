@@ -132,11 +132,13 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 		return nil, err
 	}
 	smtp := email.SMTP{
-		Send: email.NewSMTPSender(func(ctx context.Context, fn func(context.Context) error) error {
-			return c.Guards.Do(ctx, email.ProviderSMTP, fn)
+		// One breaker per SMTP server: each account has its own, and one
+		// that fails must not pause the others' email.
+		Send: email.NewSMTPSender(func(ctx context.Context, server string, fn func(context.Context) error) error {
+			return c.Guards.Do(ctx, email.ProviderSMTP+":"+server, fn)
 		}),
-		Check: email.NewSMTPSender(func(ctx context.Context, fn func(context.Context) error) error {
-			return c.Guards.Do(ctx, email.ProviderSMTP, func(ctx context.Context) error { return upstream.Neutral(fn(ctx)) })
+		Check: email.NewSMTPSender(func(ctx context.Context, server string, fn func(context.Context) error) error {
+			return c.Guards.Do(ctx, email.ProviderSMTP+":"+server, func(ctx context.Context) error { return upstream.Neutral(fn(ctx)) })
 		}),
 	}
 	smtp.Send.TLSConfig, smtp.Check.TLSConfig = opts.SMTPTLS, opts.SMTPTLS

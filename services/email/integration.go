@@ -137,8 +137,11 @@ func (i *Integration) Stub() integrations.Values {
 
 // Upstream is the breaker the connection's calls go through.
 func (i *Integration) Upstream(conn integrations.Resolved) string {
-	if p := conn.Values[FieldProvider]; p == ProviderResend || p == ProviderSMTP {
-		return p
+	switch conn.Values[FieldProvider] {
+	case ProviderResend:
+		return ProviderResend
+	case ProviderSMTP:
+		return ProviderSMTP + ":" + Server(smtpConfig(conn.Values))
 	}
 	return ""
 }

@@ -78,9 +78,12 @@ func (e *SMTPError) Permanent() bool {
 	return !e.failure && (e.Code == 0 || e.Code >= 500)
 }
 
-// Guard runs one SMTP session through the upstream breaker:
-// func(ctx, fn) error { return guards.Do(ctx, "smtp", fn) }.
-type Guard func(ctx context.Context, fn func(ctx context.Context) error) error
+// Guard runs one SMTP session with server (host:port) through the upstream
+// breaker: func(ctx, server, fn) error { return guards.Do(ctx, "smtp:"+server, fn) }.
+type Guard func(ctx context.Context, server string, fn func(ctx context.Context) error) error
+
+// Server is the destination of a configuration: host:port.
+func Server(cfg SMTPConfig) string { return net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)) }
 
 // SMTPSender talks to accounts' SMTP servers.
 type SMTPSender struct {
@@ -105,7 +108,7 @@ func (s *SMTPSender) Check(ctx context.Context, cfg SMTPConfig) error {
 	if err := validConfig(cfg); err != nil {
 		return err
 	}
-	return s.run(ctx, func(ctx context.Context) error {
+	return s.run(ctx, cfg, func(ctx context.Context) error {
 		return s.session(ctx, cfg, func(*smtp.Client) error { return nil })
 	})
 }
@@ -135,7 +138,7 @@ func (s *SMTPSender) Send(ctx context.Context, cfg SMTPConfig, m Message) (Sent,
 	if err != nil {
 		return Sent{}, &SMTPError{Stage: StageRcpt, Message: "The message has no recipient.", err: err}
 	}
-	err = s.run(ctx, func(ctx context.Context) error {
+	err = s.run(ctx, cfg, func(ctx context.Context) error {
 		return s.session(ctx, cfg, func(c *smtp.Client) error {
 			if err := c.Mail(from); err != nil {
 				return failed(ctx, StageMail, m.From, err)
@@ -167,11 +170,11 @@ func (s *SMTPSender) Send(ctx context.Context, cfg SMTPConfig, m Message) (Sent,
 
 // run marks permanent refusals Neutral inside the guard, so that the
 // breaker does not count them; the guard hands them back unwrapped.
-func (s *SMTPSender) run(ctx context.Context, fn func(ctx context.Context) error) error {
+func (s *SMTPSender) run(ctx context.Context, cfg SMTPConfig, fn func(ctx context.Context) error) error {
 	if s.guard == nil {
 		return fn(ctx)
 	}
-	return s.guard(ctx, func(ctx context.Context) error {
+	return s.guard(ctx, Server(cfg), func(ctx context.Context) error {
 		err := fn(ctx)
 		var se *SMTPError
 		if errors.As(err, &se) && se.Permanent() {

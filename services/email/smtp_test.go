@@ -34,7 +34,7 @@ type smtpWorld struct {
 func newSMTPWorld(t *testing.T, opts smtptest.Options, timeout time.Duration) *smtpWorld {
 	t.Helper()
 	g, reg := newGuards(t, timeout)
-	sender := email.NewSMTPSender(func(ctx context.Context, fn func(ctx context.Context) error) error {
+	sender := email.NewSMTPSender(func(ctx context.Context, _ string, fn func(ctx context.Context) error) error {
 		return g.Do(ctx, "smtp", fn)
 	})
 	srv := smtptest.Start(t, opts)
@@ -147,7 +147,7 @@ func TestSMTPUnreachableOpensTheBreaker(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	_ = ln.Close() // nothing listens there now
 	g, _ := newGuards(t, 2*time.Second)
-	sender := email.NewSMTPSender(func(ctx context.Context, fn func(ctx context.Context) error) error {
+	sender := email.NewSMTPSender(func(ctx context.Context, _ string, fn func(ctx context.Context) error) error {
 		return g.Do(ctx, "smtp", fn)
 	})
 	cfg := email.SMTPConfig{Host: "127.0.0.1", Port: port, TLS: email.TLSStartTLS}

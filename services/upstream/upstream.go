@@ -102,7 +102,12 @@ func (g *Guards) Breaker(upstream string) *Breaker {
 	if b, ok := g.breakers[upstream]; ok {
 		return b
 	}
-	b := &Breaker{name: upstream, guards: g, timeout: g.settings.RecoveryTimeout}
+	// "smtp:mail.example.com:587" is one breaker of upstream smtp: one per
+	// destination where each account has its own (SMTP servers), counted
+	// in the metrics under the upstream. The state gauge is the unkeyed
+	// breaker's only: a gauge per destination would grow without bound.
+	label, _, keyed := strings.Cut(upstream, ":")
+	b := &Breaker{name: upstream, label: label, keyed: keyed, guards: g, timeout: g.settings.RecoveryTimeout}
 	//nolint:bodyclose // the breaker passes responses through; the client closes them
 	b.cb = gobreaker.NewCircuitBreaker[*http.Response](gobreaker.Settings{
 		Name:        upstream,
@@ -120,12 +125,16 @@ func (g *Guards) Breaker(upstream string) *Breaker {
 			if to == gobreaker.StateOpen {
 				b.openedAt.Store(time.Now().UnixNano())
 			}
-			g.state.WithLabelValues(name).Set(stateValue(to))
+			if !b.keyed {
+				g.state.WithLabelValues(name).Set(stateValue(to))
+			}
 			g.log.Warn("circuit breaker state changed",
 				slog.String("upstream", name), slog.String("from", from.String()), slog.String("to", to.String()))
 		},
 	})
-	g.state.WithLabelValues(upstream).Set(0)
+	if !keyed {
+		g.state.WithLabelValues(upstream).Set(0)
+	}
 	g.breakers[upstream] = b
 	return b
 }
@@ -155,7 +164,11 @@ func stateValue(s gobreaker.State) float64 {
 
 // Breaker is one upstream's circuit breaker.
 type Breaker struct {
-	name     string
+	name string
+	// label is the upstream the metrics count it under; keyed breakers
+	// (one per destination) have no state gauge of their own.
+	label    string
+	keyed    bool
 	guards   *Guards
 	cb       *gobreaker.CircuitBreaker[*http.Response]
 	timeout  time.Duration
@@ -165,7 +178,9 @@ type Breaker struct {
 // State is "closed", "half-open" or "open".
 func (b *Breaker) State() string {
 	s := b.cb.State() // also moves open to half-open once the timeout passed
-	b.guards.state.WithLabelValues(b.name).Set(stateValue(s))
+	if !b.keyed {
+		b.guards.state.WithLabelValues(b.name).Set(stateValue(s))
+	}
 	return s.String()
 }
 
@@ -234,13 +249,13 @@ func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		}
 	})
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		g.requests.WithLabelValues(b.name, OutcomeRejected).Inc()
+		g.requests.WithLabelValues(b.label, OutcomeRejected).Inc()
 		// Half-open with its probes in flight (ErrTooManyRequests) has no
 		// time left on the clock: still tell the caller to wait a second.
-		return nil, &OpenError{Upstream: b.name, RetryAfter: max(b.RetryAfter(), time.Second)}
+		return nil, &OpenError{Upstream: b.label, RetryAfter: max(b.RetryAfter(), time.Second)}
 	}
-	g.requests.WithLabelValues(b.name, outcome).Inc()
-	g.duration.WithLabelValues(b.name).Observe(time.Since(start).Seconds())
+	g.requests.WithLabelValues(b.label, outcome).Inc()
+	g.duration.WithLabelValues(b.label).Observe(time.Since(start).Seconds())
 	if resp != nil {
 		// An HTTP answer, whatever its status, goes back to the client,
 		// which reads the upstream's own error message from it.
@@ -358,11 +373,11 @@ func (g *Guards) Do(ctx context.Context, upstream string, fn func(ctx context.Co
 		}
 	})
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		g.requests.WithLabelValues(b.name, OutcomeRejected).Inc()
-		return &OpenError{Upstream: b.name, RetryAfter: max(b.RetryAfter(), time.Second)}
+		g.requests.WithLabelValues(b.label, OutcomeRejected).Inc()
+		return &OpenError{Upstream: b.label, RetryAfter: max(b.RetryAfter(), time.Second)}
 	}
-	g.requests.WithLabelValues(b.name, outcome).Inc()
-	g.duration.WithLabelValues(b.name).Observe(time.Since(start).Seconds())
+	g.requests.WithLabelValues(b.label, outcome).Inc()
+	g.duration.WithLabelValues(b.label).Observe(time.Since(start).Seconds())
 	var neutral neutralError
 	if errors.As(err, &neutral) {
 		return neutral.error

@@ -136,6 +136,17 @@ func (s *Server) Port() int { return s.addr.Port }
 // ::1 and localhost): set it as the client's tls.Config.RootCAs.
 func (s *Server) RootCAs() *x509.CertPool { return s.roots }
 
+// TrustIn adds the server's certificate to pool, for a client that talks
+// to several fake servers.
+func (s *Server) TrustIn(pool *x509.CertPool) error {
+	leaf, err := x509.ParseCertificate(s.tls.Certificates[0].Certificate[0])
+	if err != nil {
+		return err
+	}
+	pool.AddCert(leaf)
+	return nil
+}
+
 // Messages returns the messages received so far.
 func (s *Server) Messages() []Received {
 	s.mu.Lock()
