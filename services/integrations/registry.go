@@ -499,12 +499,23 @@ func choiceList(f Field) string {
 	return strings.Join(names, ", ")
 }
 
+// errNoCall is the cause of errors that happen before any call leaves.
+var errNoCall = errors.New("no call to the provider was made")
+
+// NoCall marks an error that happened before any call to the provider left
+// (waiting for a lock of our own): Use returns it without recording it as
+// the integration's last error.
+func NoCall(e *services.Error) error {
+	e.Err = errNoCall
+	return e
+}
+
 // record remembers the outcome of a call for the status: the error's
 // user-facing message and time, or the time of success. Failing to record
 // is logged, never returned: it must not hide the call's own result.
 func (r *Registry) record(ctx context.Context, accountID int64, name string, callErr error) {
-	if errors.Is(callErr, context.Canceled) {
-		return // the caller went away: nothing is known of the provider
+	if errors.Is(callErr, context.Canceled) || errors.Is(callErr, errNoCall) {
+		return // the caller went away, or nothing was asked: nothing is known of the provider
 	}
 	switch services.ErrorCode(callErr) {
 	case services.EUNAVAILABLE:

@@ -981,3 +981,23 @@ func TestEnvironmentCredentialsServeTheFirstAccount(t *testing.T) {
 		})
 	}
 }
+
+// An error marked NoCall (nothing left for the provider) is not recorded.
+func TestNoCallErrorsAreNotRecorded(t *testing.T) {
+	s := newStore(t)
+	r := s.registry(t, integrations.StubsOff, acme())
+	ctx := context.Background()
+	id := s.account(t)
+	if _, err := r.Connect(ctx, id, "acme", acmeValues(acmeSecret)); err != nil {
+		t.Fatal(err)
+	}
+	err := r.Use(ctx, id, "acme", func(context.Context, integrations.Resolved) error {
+		return integrations.NoCall(services.Errorf(services.ETIMEOUT, "Waited too long for our own lock."))
+	})
+	if services.ErrorCode(err) != services.ETIMEOUT {
+		t.Fatalf("Use: %v", err)
+	}
+	if h := s.health(t, id, "acme"); h.LastError != "" || h.LastErrorAt != nil {
+		t.Fatalf("health %+v: a NoCall error was recorded", h)
+	}
+}

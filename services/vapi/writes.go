@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ava/console/services"
+	"github.com/ava/console/services/integrations"
 	"github.com/ava/console/services/upstream"
 )
 
@@ -60,8 +61,8 @@ func (l *writeLocks) lock(ctx context.Context, key string, wait time.Duration) (
 		return nil, ctx.Err()
 	case <-timeout:
 		leave()
-		return nil, &services.Error{Code: services.ETIMEOUT,
-			Message: "Another change to this Vapi assistant is still waiting for Vapi's answer. Try again in a moment."}
+		return nil, integrations.NoCall(&services.Error{Code: services.ETIMEOUT,
+			Message: "Another change to this Vapi assistant is still waiting for Vapi's answer. Try again in a moment."})
 	}
 }
 
