@@ -456,7 +456,7 @@ func TestVapiAPIUpstreamFailures(t *testing.T) {
 		{"Vapi down on save", vapitest.Failure{Status: 503, Message: "Service Unavailable"}, 0, put,
 			502, "upstream", []string{"Vapi is having trouble (Service Unavailable)"}},
 		{"rate limited", vapitest.Failure{Status: 429, Message: "Too Many Requests", RetryAfter: "5"}, 0, list,
-			502, "upstream", []string{"Vapi is rate limiting us", "Too Many Requests", "5 seconds"}},
+			429, "rate_limited", []string{"Vapi is rate limiting us", "Too Many Requests", "5 seconds"}},
 		{"dropped connection", vapitest.Failure{Drop: true}, 0, list,
 			502, "upstream", []string{"Could not reach Vapi"}},
 		{"key revoked at Vapi", vapitest.Failure{Status: 401, Message: "Invalid Key. Hot tip, make sure you're using the private key."}, 0, list,

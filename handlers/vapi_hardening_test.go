@@ -74,7 +74,7 @@ func TestOneAccountsRateLimitPausesNoOtherAccount(t *testing.T) {
 	a.vapi.FailKey(vapiKey, 3, vapitest.Failure{Status: 429, Message: "Too Many Requests", RetryAfter: "5"})
 	for i := 1; i <= 3; i++ {
 		resp, body := list(tokA)
-		p := assertProblem(t, resp, body, http.StatusBadGateway)
+		p := assertProblem(t, resp, body, http.StatusTooManyRequests)
 		if !strings.Contains(p.Detail, "Vapi is rate limiting us (Too Many Requests). Try again in 5 seconds.") {
 			t.Errorf("A's rate-limited call %d: %+v", i, p)
 		}

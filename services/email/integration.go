@@ -264,9 +264,7 @@ func (i *Integration) translate(err error, provider string) error {
 	case errors.As(err, &re):
 		switch {
 		case re.Status == http.StatusTooManyRequests:
-			e := upstream.StatusError("Resend", re.Status, strings.TrimSuffix(re.Message, "."), re.RetryAfter, err).(*services.Error) //nolint:errorlint,forcetypeassert // StatusError returns *services.Error
-			e.Code = services.ERATELIMIT
-			return e
+			return upstream.StatusError("Resend", re.Status, strings.TrimSuffix(re.Message, "."), re.RetryAfter, err)
 		case re.Status == http.StatusUnauthorized || re.Status == http.StatusForbidden && re.Name == "invalid_api_key":
 			return &services.Error{Code: services.EUPSTREAM, Err: err,
 				Message: "Resend refused " + resendSays("the API key", re) + " Update the credentials on the Integrations page."}

@@ -220,7 +220,7 @@ func TestRateLimitsDoNotOpenTheBreaker(t *testing.T) {
 	w.fake.FailAlways(twiliotest.Failure{Status: 429, Code: 20429, Message: "Too Many Requests"})
 	for i := 1; i <= 5; i++ {
 		_, err := w.numbers(context.Background())
-		wantCode(t, err, services.EUPSTREAM,
+		wantCode(t, err, services.ERATELIMIT,
 			"Twilio is rate limiting us (20429: Too Many Requests (https://www.twilio.com/docs/errors/20429)). Try again in a moment.")
 		if s := w.breaker(); s != "closed" {
 			t.Fatalf("after %d rate-limited answers the breaker is %s, want closed", i, s)
@@ -596,7 +596,7 @@ func TestRateLimitSaysWhenToRetry(t *testing.T) {
 	w.connected(t, 5)
 	w.fake.FailNext(1, twiliotest.Failure{Status: 429, Code: 20429, Message: "Too Many Requests", RetryAfter: "7"})
 	_, err := w.numbers(context.Background())
-	wantCode(t, err, services.EUPSTREAM,
+	wantCode(t, err, services.ERATELIMIT,
 		"Twilio is rate limiting us (20429: Too Many Requests (https://www.twilio.com/docs/errors/20429)). Try again in 7 seconds.")
 	var e *services.Error
 	if !errors.As(err, &e) || e.RetryAfter != 7*time.Second {

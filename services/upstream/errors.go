@@ -68,8 +68,10 @@ func StatusError(display string, status int, providerMessage string, retryAfter 
 		if retryAfter > 0 {
 			wait = "in " + seconds(int(math.Ceil(retryAfter.Seconds())))
 		}
+		// The provider's limit on this account's key: our 429, like our own
+		// limits, with the provider's Retry-After.
 		return &services.Error{
-			Code:       services.EUPSTREAM,
+			Code:       services.ERATELIMIT,
 			Message:    fmt.Sprintf("%s is rate limiting us (%s). Try again %s.", display, providerMessage, wait),
 			RetryAfter: retryAfter,
 			Err:        cause,

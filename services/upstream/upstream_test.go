@@ -690,18 +690,19 @@ func TestStatusError(t *testing.T) {
 		msg        string
 		retryAfter time.Duration
 		says       []string
+		code       services.Code
 	}{
-		{429, "Too Many Requests", 7 * time.Second, []string{"Vapi is rate limiting us (Too Many Requests)", "in 7 seconds"}},
-		{429, "", 0, []string{"rate limiting us (HTTP 429)", "in a moment"}},
-		{500, "Internal Server Error", 0, []string{"Vapi is having trouble (Internal Server Error)"}},
-		{503, "", 0, []string{"having trouble (HTTP 503)"}},
-		{400, "maxDurationSeconds must not be less than 10", 0, []string{"Vapi refused the request: maxDurationSeconds must not be less than 10"}},
+		{429, "Too Many Requests", 7 * time.Second, []string{"Vapi is rate limiting us (Too Many Requests)", "in 7 seconds"}, services.ERATELIMIT},
+		{429, "", 0, []string{"rate limiting us (HTTP 429)", "in a moment"}, services.ERATELIMIT},
+		{500, "Internal Server Error", 0, []string{"Vapi is having trouble (Internal Server Error)"}, services.EUPSTREAM},
+		{503, "", 0, []string{"having trouble (HTTP 503)"}, services.EUPSTREAM},
+		{400, "maxDurationSeconds must not be less than 10", 0, []string{"Vapi refused the request: maxDurationSeconds must not be less than 10"}, services.EUPSTREAM},
 	}
 	for _, tt := range tests {
 		err := upstream.StatusError("Vapi", tt.status, tt.msg, tt.retryAfter, nil)
 		var e *services.Error
-		if !errors.As(err, &e) || e.Code != services.EUPSTREAM {
-			t.Errorf("%d: %v, want EUPSTREAM", tt.status, err)
+		if !errors.As(err, &e) || e.Code != tt.code {
+			t.Errorf("%d: %v, want %s", tt.status, err, tt.code)
 			continue
 		}
 		for _, s := range tt.says {

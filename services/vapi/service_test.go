@@ -283,7 +283,7 @@ func TestUpdateTranslatesVapiAnswers(t *testing.T) {
 	}{
 		{"server error", vapitest.Failure{Status: 503, Message: "Service Unavailable"}, services.EUPSTREAM,
 			[]string{"Vapi is having trouble (Service Unavailable)"}, 0},
-		{"rate limited", vapitest.Failure{Status: 429, Message: "Too Many Requests", RetryAfter: "12"}, services.EUPSTREAM,
+		{"rate limited", vapitest.Failure{Status: 429, Message: "Too Many Requests", RetryAfter: "12"}, services.ERATELIMIT,
 			[]string{"Vapi is rate limiting us", "12 seconds"}, 12 * time.Second},
 		{"key revoked since", vapitest.Failure{Status: 401, Message: "Invalid Key. Hot tip, make sure you're using the private key."}, services.EUPSTREAM,
 			[]string{"Vapi refused the API key: Invalid Key", "Integrations page"}, 0},
