@@ -328,7 +328,7 @@ func TestVapiSettingsListRateLimited(t *testing.T) {
 		t.Errorf("fake Vapi got %d request(s), want 10 (the 11th listing must not reach it)", n)
 	}
 
-	// GET /api/v1/vapi/settings counts against the same budget (PRODUCT.md: "10 a minute on
+	// GET /api/v1/vapi/settings counts against the same budget (README: "10 a minute on
 	// listing Vapi settings (JSON and htmx alike), keyed by account").
 	out := c.cli(t, "", "token", "create", "--email", ownerEmail, "--name", "e2e-rate")
 	lines := strings.Split(strings.TrimSpace(out), "\n")

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/csrf"
 
 	"github.com/ava/console/components"
 	"github.com/ava/console/services"
@@ -82,16 +81,12 @@ func errCSRF() *services.Error {
 }
 
 // asAppError turns any error a handler or middleware returns into an
-// *services.Error: ours pass through, Fiber's and the CSRF middleware's get a
-// code, everything else is internal.
+// *services.Error: ours pass through, Fiber's get a code, everything else
+// is internal.
 func asAppError(err error) *services.Error {
 	var appErr *services.Error
 	if errors.As(err, &appErr) {
 		return appErr
-	}
-	if errors.Is(err, csrf.ErrTokenNotFound) || errors.Is(err, csrf.ErrTokenInvalid) ||
-		errors.Is(err, csrf.ErrNoReferer) || errors.Is(err, csrf.ErrBadReferer) {
-		return errCSRF()
 	}
 	var fe *fiber.Error
 	if errors.As(err, &fe) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -293,12 +294,9 @@ func decodeCredentials(body []byte, spec integrations.Spec) (integrations.Values
 }
 
 func fieldNames(spec integrations.Spec) string {
-	out := ""
-	for i, f := range spec.Fields {
-		if i > 0 {
-			out += ", "
-		}
-		out += f.Name
+	names := make([]string, 0, len(spec.Fields))
+	for _, f := range spec.Fields {
+		names = append(names, f.Name)
 	}
-	return out
+	return strings.Join(names, ", ")
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/ava/console/services"
 )
 
-// Limits of one request (PRODUCT.md: 413 over 1 MiB, 431 over the header
+// Limits of one request (README, Operating it: 413 over 1 MiB, 431 over the header
 // limit).
 const (
 	// bodyLimit is the largest request body read.

@@ -17,7 +17,7 @@ import (
 )
 
 // Config is the console's configuration, read from the environment as
-// PRODUCT.md lists it. Every field has its default or came from a valid value.
+// README.md lists it. Every field has its default or came from a valid value.
 type Config struct {
 	Port         int
 	Env          string // "development" or "production"

@@ -465,7 +465,7 @@ func Normalize(spec Spec, raw Values) (Values, error) {
 		case v == "" && len(f.Choices) > 0:
 			return nil, services.FieldError(f.Name, "%s is required: one of %s.", f.Name, choiceList(f))
 		case v == "":
-			return nil, services.FieldError(f.Name, "%s is required: %s.", f.Name, describe(f))
+			return nil, services.FieldError(f.Name, "%s is required: %s.", f.Name, f.Label)
 		case utf8.RuneCountInString(v) > f.MaxLength():
 			return nil, services.FieldError(f.Name, "%s must be at most %d characters.", f.Name, f.MaxLength())
 		case len(f.Choices) > 0 && !offered(f, v):
@@ -479,8 +479,6 @@ func Normalize(spec Spec, raw Values) (Values, error) {
 	}
 	return values, nil
 }
-
-func describe(f Field) string { return f.Label }
 
 func offered(f Field, v string) bool {
 	for _, c := range f.Choices {

@@ -19,7 +19,7 @@ const (
 	KeyVoiceSpeed  = "voice_speed"
 )
 
-// Product bounds (PRODUCT.md). Vapi itself accepts more.
+// Product bounds (the API contract in docs/openapi.json). Vapi itself accepts more.
 const (
 	GreetingMaxLen     = 1000
 	MinCallDuration    = 60
