@@ -328,8 +328,8 @@ func TestVapiSettingsListRateLimited(t *testing.T) {
 		t.Errorf("fake Vapi got %d request(s), want 10 (the 11th listing must not reach it)", n)
 	}
 
-	// GET /api/v1/vapi/settings counts against the same budget (README: "10 a minute on
-	// listing Vapi settings (JSON and htmx alike), keyed by account").
+	// GET /api/v1/vapi/settings counts against the same budget (README, rate limits:
+	// "listing Vapi settings: 10, JSON and page together", per account).
 	out := c.cli(t, "", "token", "create", "--email", ownerEmail, "--name", "e2e-rate")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	token := strings.TrimSpace(lines[len(lines)-1])
