@@ -16,8 +16,8 @@ import (
 	"strings"
 
 	"github.com/ava/console/app/console"
+	"github.com/ava/console/services"
 	"github.com/ava/console/services/account"
-	"github.com/ava/console/services/sqlite"
 )
 
 const usage = `Usage:
@@ -108,7 +108,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 
 // open loads the configuration and opens the database and the account
 // service: what every command needs.
-func open(ctx context.Context, getenv env) (console.Config, *sqlite.DB, *account.Service, error) {
+func open(ctx context.Context, getenv env) (console.Config, services.Store, *account.Service, error) {
 	cfg, err := console.LoadConfig(getenv)
 	if err != nil {
 		return console.Config{}, nil, nil, err

@@ -10,23 +10,24 @@ import (
 // against (a route's, sign-in's).
 const localBudgets = "ava.ratelimit"
 
-// The rate-limit headers fiber's limiter writes.
+// The rate-limit headers.
 const (
 	headerRateLimit  = "X-RateLimit-Limit"
 	headerRemaining  = "X-RateLimit-Remaining"
 	headerResetAfter = "X-RateLimit-Reset"
 )
 
-// budgetState is one budget's standing after counting the request.
+// budgetState is one budget's standing after counting the request: its
+// limit, the requests left, and the seconds until it is whole again (for
+// a refusal, until one more request is allowed).
 type budgetState struct {
 	limit, remaining, reset int
 	refused                 bool
 }
 
+// budgets are the standings of every budget a request was counted against.
 type budgets struct {
 	states []budgetState
-	// refusedBy is the budget that refused the request, if one did.
-	refusedBy string
 }
 
 func budgetsOf(c *fiber.Ctx) *budgets {
@@ -38,34 +39,14 @@ func budgetsOf(c *fiber.Ctx) *budgets {
 	return b
 }
 
-// noteRefusal records that budget refused the request: nothing is left of
-// it until reset seconds have passed.
-func noteRefusal(c *fiber.Ctx, budget string, limit, reset int) {
+// noteBudget records a budget's standing once the request was counted
+// against it, then writes the headers of the tightest budget the request
+// was counted against so far: a route's loose budget must not hide
+// sign-in's tight one, and a refusal (429) carries the refusing budget's.
+// The innermost limiter writes last, with every standing known.
+func noteBudget(c *fiber.Ctx, state budgetState) {
 	b := budgetsOf(c)
-	b.states = append(b.states, budgetState{limit: limit, remaining: 0, reset: reset, refused: true})
-	b.refusedBy = budget
-}
-
-// noteBudget records the standing of budget once its limiter has run (from
-// the headers it has just written when it let the request through), then
-// writes the headers of the tightest budget the request was counted
-// against: fiber's limiters each overwrite the headers, the outermost last,
-// so a route's loose budget would hide sign-in's tight one, and a refusal
-// (429) would carry none or the wrong one.
-func noteBudget(c *fiber.Ctx, budget string) {
-	b := budgetsOf(c)
-	if b.refusedBy != budget {
-		limit, err1 := strconv.Atoi(c.GetRespHeader(headerRateLimit))
-		remaining, err2 := strconv.Atoi(c.GetRespHeader(headerRemaining))
-		reset, err3 := strconv.Atoi(c.GetRespHeader(headerResetAfter))
-		if err1 != nil || err2 != nil || err3 != nil {
-			return
-		}
-		b.states = append(b.states, budgetState{limit: limit, remaining: max(remaining, 0), reset: reset})
-	}
-	if len(b.states) == 0 {
-		return
-	}
+	b.states = append(b.states, state)
 	tight := b.states[0]
 	for _, s := range b.states[1:] {
 		if tighter(s, tight) {

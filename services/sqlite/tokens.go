@@ -25,7 +25,7 @@ func scanToken(row interface{ Scan(...any) error }) (services.APIToken, error) {
 
 // CreateToken stores a token (its hash) and returns it with its id.
 func (db *DB) CreateToken(ctx context.Context, t services.APIToken) (services.APIToken, error) {
-	res, err := db.db.ExecContext(ctx,
+	res, err := db.exec(ctx,
 		"INSERT INTO api_tokens (user_id, name, hash, last4, created_at) VALUES (?, ?, ?, ?, ?)",
 		t.UserID, t.Name, t.Hash, t.Last4, millis(t.CreatedAt))
 	if err != nil {
@@ -40,7 +40,7 @@ func (db *DB) CreateToken(ctx context.Context, t services.APIToken) (services.AP
 
 // ListTokens returns the user's tokens, newest first, revoked ones included.
 func (db *DB) ListTokens(ctx context.Context, userID int64) ([]services.APIToken, error) {
-	rows, err := db.db.QueryContext(ctx,
+	rows, err := db.query(ctx,
 		"SELECT "+tokenColumns+" FROM api_tokens WHERE user_id = ? ORDER BY id DESC", userID)
 	if err != nil {
 		return nil, err
@@ -59,7 +59,7 @@ func (db *DB) ListTokens(ctx context.Context, userID int64) ([]services.APIToken
 
 // TokenByHash returns the token with that hash.
 func (db *DB) TokenByHash(ctx context.Context, hash string) (services.APIToken, error) {
-	t, err := scanToken(db.db.QueryRowContext(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE hash = ?", hash))
+	t, err := scanToken(db.queryRow(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE hash = ?", hash))
 	if err != nil {
 		return services.APIToken{}, notFound(err, "API token")
 	}
@@ -69,7 +69,7 @@ func (db *DB) TokenByHash(ctx context.Context, hash string) (services.APIToken, 
 // RevokeToken marks the user's token revoked at the given time; revoking a
 // revoked token keeps its first revocation time.
 func (db *DB) RevokeToken(ctx context.Context, userID, tokenID int64, at time.Time) (services.APIToken, error) {
-	res, err := db.db.ExecContext(ctx,
+	res, err := db.exec(ctx,
 		"UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ? AND user_id = ?",
 		millis(at), tokenID, userID)
 	if err != nil {
@@ -80,12 +80,12 @@ func (db *DB) RevokeToken(ctx context.Context, userID, tokenID int64, at time.Ti
 	} else if n == 0 {
 		return services.APIToken{}, services.Errorf(services.ENOTFOUND, "API token not found.")
 	}
-	t, err := scanToken(db.db.QueryRowContext(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE id = ?", tokenID))
+	t, err := scanToken(db.queryRow(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE id = ?", tokenID))
 	return t, notFound(err, "API token")
 }
 
 // TouchToken records when a token was last used.
 func (db *DB) TouchToken(ctx context.Context, id int64, at time.Time) error {
-	_, err := db.db.ExecContext(ctx, "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", millis(at), id)
+	_, err := db.exec(ctx, "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", millis(at), id)
 	return err
 }

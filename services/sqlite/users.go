@@ -37,7 +37,7 @@ func (db *DB) CreateUser(ctx context.Context, email, passwordHash string, onlyFi
 		return services.User{}, &services.Error{Code: services.ECONFLICT, Field: "email", Message: "An account with this email already exists."}
 	}
 	now := time.Now()
-	res, err := tx.ExecContext(ctx, "INSERT INTO accounts (created_at) VALUES (?)", millis(now))
+	res, err := db.execTx(ctx, tx, "INSERT INTO accounts (created_at) VALUES (?)", millis(now))
 	if err != nil {
 		return services.User{}, err
 	}
@@ -79,7 +79,7 @@ func scanUser(row interface{ Scan(...any) error }, extra ...any) (services.User,
 // UserByEmail returns the user with that email (any case) and their password hash.
 func (db *DB) UserByEmail(ctx context.Context, email string) (services.User, string, error) {
 	var hash string
-	u, err := scanUser(db.db.QueryRowContext(ctx,
+	u, err := scanUser(db.queryRow(ctx,
 		"SELECT "+userColumns+", password_hash FROM users WHERE email = ?", email), &hash)
 	if err != nil {
 		return services.User{}, "", notFound(err, "User")
@@ -89,7 +89,7 @@ func (db *DB) UserByEmail(ctx context.Context, email string) (services.User, str
 
 // UserByID returns the user with that id.
 func (db *DB) UserByID(ctx context.Context, id int64) (services.User, error) {
-	u, err := scanUser(db.db.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE id = ?", id))
+	u, err := scanUser(db.queryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = ?", id))
 	if err != nil {
 		return services.User{}, notFound(err, "User")
 	}
@@ -99,13 +99,13 @@ func (db *DB) UserByID(ctx context.Context, id int64) (services.User, error) {
 // CountUsers returns how many owners exist.
 func (db *DB) CountUsers(ctx context.Context) (int, error) {
 	var n int
-	err := db.db.QueryRowContext(ctx, "SELECT count(*) FROM users").Scan(&n)
+	err := db.queryRow(ctx, "SELECT count(*) FROM users").Scan(&n)
 	return n, err
 }
 
 // CreateSession stores a session.
 func (db *DB) CreateSession(ctx context.Context, s services.Session) error {
-	_, err := db.db.ExecContext(ctx,
+	_, err := db.exec(ctx,
 		"INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
 		s.TokenHash, s.UserID, millis(s.CreatedAt), millis(s.ExpiresAt))
 	return err
@@ -115,7 +115,7 @@ func (db *DB) CreateSession(ctx context.Context, s services.Session) error {
 func (db *DB) SessionByHash(ctx context.Context, hash string, now time.Time) (services.Session, error) {
 	var s services.Session
 	var created, expires int64
-	err := db.db.QueryRowContext(ctx,
+	err := db.queryRow(ctx,
 		"SELECT token_hash, user_id, created_at, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?",
 		hash, millis(now)).Scan(&s.TokenHash, &s.UserID, &created, &expires)
 	if err != nil {
@@ -127,13 +127,13 @@ func (db *DB) SessionByHash(ctx context.Context, hash string, now time.Time) (se
 
 // DeleteSession removes a session (sign-out). Removing a missing one is no error.
 func (db *DB) DeleteSession(ctx context.Context, hash string) error {
-	_, err := db.db.ExecContext(ctx, "DELETE FROM sessions WHERE token_hash = ?", hash)
+	_, err := db.exec(ctx, "DELETE FROM sessions WHERE token_hash = ?", hash)
 	return err
 }
 
 // DeleteExpiredSessions removes sessions that expired before now.
 func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error) {
-	res, err := db.db.ExecContext(ctx, "DELETE FROM sessions WHERE expires_at <= ?", millis(now))
+	res, err := db.exec(ctx, "DELETE FROM sessions WHERE expires_at <= ?", millis(now))
 	if err != nil {
 		return 0, err
 	}
