@@ -45,8 +45,15 @@ func TestCorrelationIDFrom(t *testing.T) {
 			if got == tt.incoming {
 				t.Fatalf("invalid id %q was kept", tt.incoming)
 			}
-			if _, err := uuid.Parse(got); err != nil {
+			u, err := uuid.Parse(got)
+			if err != nil {
 				t.Fatalf("replacement %q is not a UUID: %v", got, err)
+			}
+			if u.Version() != 4 || u.Variant() != uuid.RFC4122 {
+				t.Fatalf("replacement %q is version %d, variant %v; want a random (version 4) UUID", got, u.Version(), u.Variant())
+			}
+			if again := services.CorrelationIDFrom(tt.incoming); again == got {
+				t.Fatalf("two replacements are both %q", got)
 			}
 		})
 	}

@@ -24,12 +24,18 @@ func NewLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 type contextHandler struct{ slog.Handler }
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
+	// Added in one call: the record grows once.
+	var attrs [2]slog.Attr
+	n := 0
 	if id := CorrelationID(ctx); id != "" {
-		r.AddAttrs(slog.String("correlation_id", id))
+		attrs[n] = slog.String("correlation_id", id)
+		n++
 	}
 	if id, ok := AccountID(ctx); ok {
-		r.AddAttrs(slog.Int64("account_id", id))
+		attrs[n] = slog.Int64("account_id", id)
+		n++
 	}
+	r.AddAttrs(attrs[:n]...)
 	return h.Handler.Handle(ctx, r)
 }
 

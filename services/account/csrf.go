@@ -53,7 +53,15 @@ func (s *Service) CSRFToken(session string) string {
 	if session == "" {
 		return ""
 	}
-	return base64.RawURLEncoding.EncodeToString(s.csrfMAC([]byte("csrf\x00session\x00"), []byte(s.sessionHash(session))))
+	if e, ok := s.sessions.Get(sha256.Sum256([]byte(session)), s.now()); ok {
+		return e.csrf // derived when the session was read
+	}
+	return s.sessionCSRF(s.sessionHash(session))
+}
+
+// sessionCSRF is the CSRF token of the session stored under hash.
+func (s *Service) sessionCSRF(hash string) string {
+	return base64.RawURLEncoding.EncodeToString(s.csrfMAC([]byte("csrf\x00session\x00"), []byte(hash)))
 }
 
 // NewFormToken returns a fresh signed token for a signed-out form.

@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/ava/console/services"
+	"github.com/ava/console/services/cache"
 )
 
 // Limits on what owners type.
@@ -30,6 +32,12 @@ const (
 	TokenPrefix = "ava_"
 	// SessionTTL is how long a sign-in lasts.
 	SessionTTL = 14 * 24 * time.Hour
+	// TouchInterval is how often a token's last use is written at most:
+	// "Last used" is exact to this much, and a token used all the time
+	// costs one write in this interval, not one a request.
+	TouchInterval = time.Minute
+	// cacheSize bounds each of the caches of tokens and sessions.
+	cacheSize = 10_000
 )
 
 // Service implements sign-up, sign-in, sessions and API tokens.
@@ -44,6 +52,28 @@ type Service struct {
 	// dummyHash makes sign-in with an unknown email cost as much as with a
 	// known one, so timing does not tell which emails exist.
 	dummyHash string
+	// tokens and sessions cache who a valid API token or session cookie
+	// is, by the SHA-256 of the token or cookie, for cache.Staleness:
+	// revoking a token or ending a session drops it here at once; other
+	// instances read it again within cache.Staleness.
+	tokens   *cache.Cache[[sha256.Size]byte, *tokenEntry]
+	sessions *cache.Cache[[sha256.Size]byte, sessionEntry]
+}
+
+// tokenEntry is a valid API token as last read.
+type tokenEntry struct {
+	user    services.User
+	tokenID int64
+	// used is the token's last use (Unix ms) as stored when read, or as
+	// this instance last wrote it.
+	used atomic.Int64
+}
+
+// sessionEntry is a session as last read, and its CSRF token.
+type sessionEntry struct {
+	user    services.User
+	expires time.Time
+	csrf    string
 }
 
 // New returns the account service over store; secret is AVA_SECRET_KEY.
@@ -54,8 +84,16 @@ func New(store services.Store, secret []byte) (*Service, error) {
 	}
 	mac := hmac.New(sha256.New, secret)
 	mac.Write([]byte("ava session key v1"))
-	return &Service{store: store, sessionKey: mac.Sum(nil), csrfKey: deriveKey(secret, "ava csrf key v1"), now: time.Now, dummyHash: dummy}, nil
+	return &Service{
+		store: store, sessionKey: mac.Sum(nil), csrfKey: deriveKey(secret, "ava csrf key v1"), now: time.Now, dummyHash: dummy,
+		tokens:   cache.New[[sha256.Size]byte, *tokenEntry](cacheSize, cache.Staleness),
+		sessions: cache.New[[sha256.Size]byte, sessionEntry](cacheSize, cache.Staleness),
+	}, nil
 }
+
+// SetClock replaces the clock that sessions, tokens' use and the caches
+// go by (tests move it past an expiry); time.Now by default.
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
 // SetupNeeded reports whether no owner exists yet (first run).
 func (s *Service) SetupNeeded(ctx context.Context) (bool, error) {
@@ -174,7 +212,13 @@ func (s *Service) SessionUser(ctx context.Context, token string) (services.User,
 	if token == "" {
 		return services.User{}, services.Errorf(services.EUNAUTHORIZED, "Sign in to continue.")
 	}
-	sess, err := s.store.SessionByHash(ctx, s.sessionHash(token), s.now())
+	key, now := sha256.Sum256([]byte(token)), s.now()
+	if e, ok := s.sessions.Get(key, now); ok && now.Before(e.expires) {
+		return e.user, nil
+	}
+	gen := s.sessions.Generation()
+	hash := s.sessionHash(token)
+	sess, err := s.store.SessionByHash(ctx, hash, now)
 	switch services.ErrorCode(err) {
 	case "":
 	case services.ENOTFOUND:
@@ -186,20 +230,25 @@ func (s *Service) SessionUser(ctx context.Context, token string) (services.User,
 	if err != nil {
 		return services.User{}, services.Internal(err)
 	}
+	s.sessions.Add(key, sessionEntry{user: u, expires: sess.ExpiresAt, csrf: s.sessionCSRF(hash)}, gen, now)
 	return u, nil
 }
 
-// EndSession signs the browser with this cookie value out.
+// EndSession signs the browser with this cookie value out, on this
+// instance at once (other instances within cache.Staleness).
 func (s *Service) EndSession(ctx context.Context, token string) error {
 	if token == "" {
 		return nil
 	}
-	if err := s.store.DeleteSession(ctx, s.sessionHash(token)); err != nil {
+	err := s.store.DeleteSession(ctx, s.sessionHash(token))
+	s.sessions.Remove(sha256.Sum256([]byte(token)))
+	if err != nil {
 		return services.Internal(err)
 	}
 	return nil
 }
 
+// tokenHash is how an API token is stored: its SHA-256, in hex.
 func tokenHash(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
@@ -236,40 +285,78 @@ func (s *Service) Tokens(ctx context.Context, userID int64) ([]services.APIToken
 	return ts, nil
 }
 
-// RevokeToken stops the user's token from working.
+// RevokeToken stops the user's token from working: on this instance at
+// once, on others within cache.Staleness.
 func (s *Service) RevokeToken(ctx context.Context, userID, tokenID int64) (services.APIToken, error) {
 	t, err := s.store.RevokeToken(ctx, userID, tokenID, s.now())
 	if err != nil && services.ErrorCode(err) == services.EINTERNAL {
 		return services.APIToken{}, services.Internal(err)
 	}
+	if err == nil {
+		var key [sha256.Size]byte
+		if n, herr := hex.Decode(key[:], []byte(t.Hash)); herr == nil && n == len(key) {
+			s.tokens.Remove(key)
+		} else {
+			s.tokens.Purge() // a hash of another form: forget every token
+		}
+	}
 	return t, err
 }
 
-// TokenUser returns the owner of a valid, unrevoked API token and records its use.
+// TokenUser returns the owner of a valid, unrevoked API token and records
+// its use (at most once every TouchInterval).
 func (s *Service) TokenUser(ctx context.Context, plain string) (services.User, error) {
-	invalid := services.Errorf(services.EUNAUTHORIZED, "The API token is invalid or revoked.")
 	if !strings.HasPrefix(plain, TokenPrefix) {
-		return services.User{}, invalid
+		return services.User{}, errInvalidToken()
 	}
-	t, err := s.store.TokenByHash(ctx, tokenHash(plain))
-	switch services.ErrorCode(err) {
-	case "":
-	case services.ENOTFOUND:
-		return services.User{}, invalid
-	default:
+	key, now := sha256.Sum256([]byte(plain)), s.now()
+	e, ok := s.tokens.Get(key, now)
+	if !ok {
+		gen := s.tokens.Generation()
+		t, err := s.store.TokenByHash(ctx, hex.EncodeToString(key[:]))
+		switch services.ErrorCode(err) {
+		case "":
+		case services.ENOTFOUND:
+			return services.User{}, errInvalidToken()
+		default:
+			return services.User{}, services.Internal(err)
+		}
+		if t.Revoked() {
+			return services.User{}, errInvalidToken()
+		}
+		u, err := s.store.UserByID(ctx, t.UserID)
+		if err != nil {
+			return services.User{}, services.Internal(err)
+		}
+		e = &tokenEntry{user: u, tokenID: t.ID}
+		if t.LastUsedAt != nil {
+			e.used.Store(t.LastUsedAt.UnixMilli())
+		}
+		s.tokens.Add(key, e, gen, now)
+	}
+	if err := s.touch(ctx, e, now); err != nil {
 		return services.User{}, services.Internal(err)
 	}
-	if t.Revoked() {
-		return services.User{}, invalid
+	return e.user, nil
+}
+
+// errInvalidToken is a fresh refusal of an API token each time it is needed.
+func errInvalidToken() error {
+	return services.Errorf(services.EUNAUTHORIZED, "The API token is invalid or revoked.")
+}
+
+// touch writes the token's last use when what is known of it is at least
+// TouchInterval old; one request writes it, the others go on.
+func (s *Service) touch(ctx context.Context, e *tokenEntry, now time.Time) error {
+	last, at := e.used.Load(), now.UnixMilli()
+	if at-last < TouchInterval.Milliseconds() || !e.used.CompareAndSwap(last, at) {
+		return nil
 	}
-	u, err := s.store.UserByID(ctx, t.UserID)
-	if err != nil {
-		return services.User{}, services.Internal(err)
+	if err := s.store.TouchToken(ctx, e.tokenID, now); err != nil {
+		e.used.CompareAndSwap(at, last) // the next request tries again
+		return err
 	}
-	if err := s.store.TouchToken(ctx, t.ID, s.now()); err != nil {
-		return services.User{}, services.Internal(err)
-	}
-	return u, nil
+	return nil
 }
 
 // CleanExpiredSessions removes sessions past their expiry; run it now and then.

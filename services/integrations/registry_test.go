@@ -127,7 +127,7 @@ type store struct {
 	n      int
 }
 
-func newStore(t *testing.T) *store {
+func newStore(t testing.TB) *store {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "registry.db")
 	db, err := sqlite.Open(context.Background(), path)

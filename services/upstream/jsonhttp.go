@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+
+	"github.com/ava/console/services"
 )
 
 // NewJSONRequest is a request to a provider's JSON API: body (when not
-// nil) encoded as JSON, and the Accept and Content-Type headers that go
-// with it. The caller adds its credentials.
+// nil) encoded as JSON, the Accept and Content-Type headers that go with
+// it, and the context's correlation id. The caller adds its credentials.
 func NewJSONRequest(ctx context.Context, method, url string, body any) (*http.Request, error) {
 	var rd io.Reader
 	if body != nil {
@@ -27,6 +29,11 @@ func NewJSONRequest(ctx context.Context, method, url string, body any) (*http.Re
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	// Set here, the correlation transport need not copy the request to
+	// add it.
+	if id := services.CorrelationID(ctx); id != "" {
+		req.Header.Set(services.CorrelationHeader, id)
 	}
 	return req, nil
 }

@@ -173,6 +173,25 @@ type Breaker struct {
 	cb       *gobreaker.CircuitBreaker[*http.Response]
 	timeout  time.Duration
 	openedAt atomic.Int64
+	// outcomes (outcome -> prometheus.Counter) and duration are its
+	// series of the upstream metrics, each looked up on first use only.
+	outcomes     sync.Map
+	durationOnce sync.Once
+	duration     prometheus.Observer
+}
+
+// count records one call's outcome, and how long it took unless it was
+// not sent.
+func (b *Breaker) count(outcome string, start time.Time) {
+	c, ok := b.outcomes.Load(outcome)
+	if !ok {
+		c, _ = b.outcomes.LoadOrStore(outcome, b.guards.requests.WithLabelValues(b.label, outcome))
+	}
+	c.(prometheus.Counter).Inc()
+	if outcome != OutcomeRejected {
+		b.durationOnce.Do(func() { b.duration = b.guards.duration.WithLabelValues(b.label) })
+		b.duration.Observe(time.Since(start).Seconds())
+	}
 }
 
 // State is "closed", "half-open" or "open".
@@ -216,7 +235,6 @@ type guardedTransport struct {
 
 func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	b := t.breaker
-	g := b.guards
 	start := time.Now()
 	outcome := ""
 	resp, err := b.cb.Execute(func() (*http.Response, error) {
@@ -249,13 +267,12 @@ func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		}
 	})
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		g.requests.WithLabelValues(b.label, OutcomeRejected).Inc()
+		b.count(OutcomeRejected, start)
 		// Half-open with its probes in flight (ErrTooManyRequests) has no
 		// time left on the clock: still tell the caller to wait a second.
 		return nil, &OpenError{Upstream: b.label, RetryAfter: max(b.RetryAfter(), time.Second)}
 	}
-	g.requests.WithLabelValues(b.label, outcome).Inc()
-	g.duration.WithLabelValues(b.label).Observe(time.Since(start).Seconds())
+	b.count(outcome, start)
 	if resp != nil {
 		// An HTTP answer, whatever its status, goes back to the client,
 		// which reads the upstream's own error message from it.
@@ -373,11 +390,10 @@ func (g *Guards) Do(ctx context.Context, upstream string, fn func(ctx context.Co
 		}
 	})
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		g.requests.WithLabelValues(b.label, OutcomeRejected).Inc()
+		b.count(OutcomeRejected, start)
 		return &OpenError{Upstream: b.label, RetryAfter: max(b.RetryAfter(), time.Second)}
 	}
-	g.requests.WithLabelValues(b.label, outcome).Inc()
-	g.duration.WithLabelValues(b.label).Observe(time.Since(start).Seconds())
+	b.count(outcome, start)
 	var neutral neutralError
 	if errors.As(err, &neutral) {
 		return neutral.error

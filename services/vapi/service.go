@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/ava/console/services"
+	"github.com/ava/console/services/cache"
 	"github.com/ava/console/services/integrations"
 )
 
@@ -34,6 +35,8 @@ type AuditStore interface {
 	// LatestSettingChange returns the newest change of one setting; found
 	// is false when there is none.
 	LatestSettingChange(ctx context.Context, accountID int64, integration, key string) (c services.SettingChange, found bool, err error)
+	// LatestSettingChanges returns the newest change of each setting.
+	LatestSettingChanges(ctx context.Context, accountID int64, integration string) ([]services.SettingChange, error)
 }
 
 // Service reads and changes an account's Vapi assistant settings.
@@ -48,11 +51,20 @@ type Service struct {
 	// pending holds, for a change whose answer was lost, the value before it.
 	pendingMu sync.Mutex
 	pending   map[pendingKey]string
+	// changed caches, by account, when each setting was last changed
+	// through the console (the trail's newest change of each), for
+	// cache.Staleness: a change recorded here drops it at once, one
+	// recorded by another instance shows within cache.Staleness.
+	changed *cache.Cache[int64, map[string]time.Time]
 }
+
+// changedCacheSize bounds the cache of the settings' change times.
+const changedCacheSize = 10_000
 
 // NewService returns the Vapi settings service.
 func NewService(vapi *Integration, creds Connections, audit AuditStore) *Service {
-	return &Service{vapi: vapi, creds: creds, audit: audit, now: time.Now}
+	return &Service{vapi: vapi, creds: creds, audit: audit, now: time.Now,
+		changed: cache.New[int64, map[string]time.Time](changedCacheSize, cache.Staleness)}
 }
 
 // Connection returns the account's resolved Vapi credentials (masked hints,
@@ -94,19 +106,36 @@ func (s *Service) List(ctx context.Context, accountID int64) ([]Setting, error) 
 	}
 	settings := FromAssistant(a)
 	// A setting changed through the console shows when it was changed.
-	changes, err := s.audit.SettingChanges(ctx, accountID, Name, 50)
+	changed, err := s.changeTimes(ctx, accountID)
 	if err != nil {
 		return nil, services.Internal(err)
 	}
 	for i := range settings {
-		for _, c := range changes {
-			if c.Key == settings[i].Key {
-				settings[i].UpdatedAt = c.ChangedAt
-				break
-			}
+		if at, ok := changed[settings[i].Key]; ok {
+			settings[i].UpdatedAt = at
 		}
 	}
 	return settings, nil
+}
+
+// changeTimes returns when each setting was last changed through the
+// console, by key (shared: read only).
+func (s *Service) changeTimes(ctx context.Context, accountID int64) (map[string]time.Time, error) {
+	now := s.now()
+	if m, ok := s.changed.Get(accountID, now); ok {
+		return m, nil
+	}
+	gen := s.changed.Generation()
+	changes, err := s.audit.LatestSettingChanges(ctx, accountID, Name)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]time.Time, len(changes))
+	for _, c := range changes {
+		m[c.Key] = c.ChangedAt
+	}
+	s.changed.Add(accountID, m, gen, now)
+	return m, nil
 }
 
 // Update sets one setting. The value is checked against the product's bounds
@@ -202,10 +231,12 @@ func (s *Service) Update(ctx context.Context, accountID, userID int64, key strin
 func (s *Service) record(ctx context.Context, accountID, userID int64, key, from string, after *Setting) error {
 	after.UpdatedAt = s.now().UTC()
 	// The change happened at Vapi: it is recorded even if the caller left.
-	return s.audit.RecordSettingChange(context.WithoutCancel(ctx), services.SettingChange{
+	err := s.audit.RecordSettingChange(context.WithoutCancel(ctx), services.SettingChange{
 		AccountID: accountID, UserID: userID, Integration: Name, Key: key,
 		OldValue: from, NewValue: auditJSON(after.Value), ChangedAt: after.UpdatedAt,
 	})
+	s.changed.Remove(accountID)
+	return err
 }
 
 // Changes returns the latest setting changes, newest first.

@@ -724,15 +724,21 @@ func TestAccountsAreIsolated(t *testing.T) {
 		t.Errorf("another account sees the audit trail: %+v", c)
 	}
 
+	// (A third account, which nothing has read yet: the registry keeps
+	// what it read of the second for a few seconds.)
+	third, err := w.db.CreateUser(ctx, "third@example.com", "hash", false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	row, err := w.db.Credentials(ctx, w.user.AccountID, vapi.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	row.AccountID = other.AccountID
+	row.AccountID = third.AccountID
 	if err := w.db.SaveCredentials(ctx, row); err != nil {
 		t.Fatal(err)
 	}
-	_, err = w.svc.Connection(ctx, other.AccountID)
+	_, err = w.svc.Connection(ctx, third.AccountID)
 	if services.ErrorCode(err) != services.EINTERNAL {
 		t.Fatalf("a sealed row moved to another account: %v, want EINTERNAL (does not open)", err)
 	}

@@ -228,8 +228,11 @@ func TestUnansweredSaveIsBounded(t *testing.T) {
 	if services.ErrorCode(err) != services.ETIMEOUT {
 		t.Fatalf("got %v, want ETIMEOUT", err)
 	}
-	if took >= 2*timeout {
-		t.Errorf("the failed save took %s, want under twice UPSTREAM_TIMEOUT (%s)", took, 2*timeout)
+	// Bounded by UPSTREAM_TIMEOUT (a few of them for the read before and
+	// the write), never by the fake's 3 s silence. The margin is wide: a
+	// loaded machine running -race is slow, and speed is not the point.
+	if took >= 2*time.Second {
+		t.Errorf("the failed save took %s: it waited for the unanswered upstream (3s), not UPSTREAM_TIMEOUT (%s)", took, timeout)
 	}
 	if s.Value != 600 {
 		t.Errorf("returned %+v, want the setting as it was (600)", s)
