@@ -61,13 +61,20 @@ type consoleOption func(t testing.TB, cfg *consoleConfig)
 
 type consoleConfig struct {
 	env map[string]string
+	// selfBaseURL sets AVA_BASE_URL to the console's own address once its port is chosen.
+	selfBaseURL bool
 }
 
 // withEnv sets one environment variable of the server process (overrides the defaults).
-//
-//nolint:unused // harness API for the page tests of later issues
 func withEnv(key, value string) consoleOption {
 	return func(_ testing.TB, cfg *consoleConfig) { cfg.env[key] = value }
+}
+
+// withSelfBaseURL sets AVA_BASE_URL to the console's own address (c.URL), which is known
+// only once the harness has chosen the port: OAuth redirect URIs are made from it, and a
+// browser sent back to another host ("localhost") would arrive without its session cookie.
+func withSelfBaseURL() consoleOption {
+	return func(_ testing.TB, cfg *consoleConfig) { cfg.selfBaseURL = true }
 }
 
 // withUpstream starts an httptest.Server serving h, points envVar (e.g. "VAPI_BASE_URL")
@@ -121,10 +128,17 @@ func startConsole(t testing.TB, opts ...consoleOption) *console {
 	if _, ok := cfg.env["PORT"]; ok {
 		t.Fatal("startConsole: PORT is chosen by the harness")
 	}
+	if _, ok := cfg.env["AVA_BASE_URL"]; ok && cfg.selfBaseURL {
+		t.Fatal("startConsole: AVA_BASE_URL is set twice (withEnv and withSelfBaseURL)")
+	}
 
 	// A free port can be taken between our probe and the server's bind: retry that case.
 	for attempt := 1; ; attempt++ {
-		c, err := launch(dir, cfg.env, freePort(t))
+		port := freePort(t)
+		if cfg.selfBaseURL {
+			cfg.env["AVA_BASE_URL"] = consoleURL(port)
+		}
+		c, err := launch(dir, cfg.env, port)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +165,7 @@ func launch(dir string, env map[string]string, port int) (*console, error) {
 	defer func() { _ = logFile.Close() }() // the child keeps its own descriptor
 
 	c := &console{
-		URL:     "http://127.0.0.1:" + strconv.Itoa(port),
+		URL:     consoleURL(port),
 		Dir:     dir,
 		logPath: logPath,
 		exited:  make(chan struct{}),
@@ -182,6 +196,9 @@ func launch(dir string, env map[string]string, port int) (*console, error) {
 	}()
 	return c, nil
 }
+
+// consoleURL is the base URL of a console listening on port.
+func consoleURL(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
 
 func (c *console) waitReady() error {
 	client := &http.Client{Timeout: time.Second}

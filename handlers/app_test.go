@@ -23,9 +23,9 @@ import (
 	"github.com/ava/console/handlers"
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/account"
+	"github.com/ava/console/services/calendar/googletest"
 	"github.com/ava/console/services/email/resendtest"
 	"github.com/ava/console/services/logtest"
-	"github.com/ava/console/services/sqlite"
 	"github.com/ava/console/services/twilio"
 	"github.com/ava/console/services/twilio/twiliotest"
 	"github.com/ava/console/services/upstream"
@@ -45,11 +45,14 @@ type testApp struct {
 	// twilio is the wire-level fake Twilio, behind the real client pool.
 	twilio *twiliotest.Server
 	// resend is the wire-level fake Resend.
-	resend   *resendtest.Server
+	resend *resendtest.Server
+	// google is the wire-level fake of Google's OAuth and Calendar
+	// endpoints; consent is given at once (AutoAllow) unless set otherwise.
+	google   *googletest.Fake
 	pool     *twilio.Pool
 	guards   *upstream.Guards
 	app      *fiber.App
-	db       *sqlite.DB
+	db       services.Store
 	accounts *account.Service
 	logs     *logtest.Buffer
 	registry *prometheus.Registry
@@ -63,6 +66,8 @@ type appSetup struct {
 	env  map[string]string
 	http []func(*handlers.Deps)
 	opts console.Options
+	// google are the fake Google's options.
+	google googletest.Options
 }
 
 type appOption func(*appSetup)
@@ -70,6 +75,11 @@ type appOption func(*appSetup)
 // withEnv sets one environment variable of the console.
 func withEnv(key, value string) appOption {
 	return func(s *appSetup) { s.env[key] = value }
+}
+
+// withGoogle changes the fake Google's options.
+func withGoogle(f func(*googletest.Options)) appOption {
+	return func(s *appSetup) { f(&s.google) }
 }
 
 // withTwilioEnv sets the environment's Twilio credentials.
@@ -111,21 +121,36 @@ func newTestApp(t *testing.T, opts ...appOption) *testApp {
 	t.Cleanup(twilioSrv.Close)
 	resendSrv := httptest.NewServer(resendFake)
 	t.Cleanup(resendSrv.Close)
-	setup := appSetup{env: map[string]string{
-		"AVA_ENV":                   "development",
-		"AVA_SECRET_KEY":            base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)),
-		"DATABASE_URL":              "sqlite:" + filepath.Join(t.TempDir(), "ava.db"),
-		"LOG_LEVEL":                 "debug",
-		"UPSTREAM_TIMEOUT":          "2s",
-		"VAPI_BASE_URL":             srv.URL,
-		"TWILIO_BASE_URL":           twilioSrv.URL,
-		"RESEND_BASE_URL":           resendSrv.URL,
-		"GOOGLE_CALENDAR_BASE_URL":  "http://127.0.0.1:1",
-		"BREAKER_RECOVERY_TIMEOUT":  "30s",
-		"BREAKER_FAILURE_THRESHOLD": "3",
+	setup := appSetup{env: map[string]string{}, google: googletest.Options{
+		Consent: googletest.AutoAllow, RedirectURI: testBaseURL + "/integrations/calendar/google/callback",
 	}}
 	for _, o := range opts {
 		o(&setup)
+	}
+	google := googletest.Start(t, setup.google)
+	defaults := map[string]string{
+		"AVA_ENV":                    "development",
+		"AVA_SECRET_KEY":             base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)),
+		"DATABASE_URL":               "sqlite:" + filepath.Join(t.TempDir(), "ava.db"),
+		"LOG_LEVEL":                  "debug",
+		"UPSTREAM_TIMEOUT":           "2s",
+		"VAPI_BASE_URL":              srv.URL,
+		"TWILIO_BASE_URL":            twilioSrv.URL,
+		"RESEND_BASE_URL":            resendSrv.URL,
+		"GOOGLE_CALENDAR_BASE_URL":   google.URL,
+		"GOOGLE_OAUTH_AUTH_URL":      google.AuthURL(),
+		"GOOGLE_OAUTH_TOKEN_URL":     google.TokenURL(),
+		"GOOGLE_OAUTH_REVOKE_URL":    google.RevokeURL(),
+		"GOOGLE_OAUTH_CLIENT_ID":     google.ClientID(),
+		"GOOGLE_OAUTH_CLIENT_SECRET": google.ClientSecret(),
+		"AVA_BASE_URL":               testBaseURL,
+		"BREAKER_RECOVERY_TIMEOUT":   "30s",
+		"BREAKER_FAILURE_THRESHOLD":  "3",
+	}
+	for k, v := range defaults {
+		if _, set := setup.env[k]; !set {
+			setup.env[k] = v
+		}
 	}
 	cfg, err := console.LoadConfig(func(k string) string { return setup.env[k] })
 	if err != nil {
@@ -145,8 +170,22 @@ func newTestApp(t *testing.T, opts ...appOption) *testApp {
 	t.Cleanup(func() { _ = c.Close() })
 	return &testApp{
 		t: t, app: c.App, db: c.DB, accounts: c.Accounts, logs: logs, registry: c.Metrics, cookies: map[string]string{},
-		vapi: fake, vapiURL: srv.URL, guards: c.Guards, twilio: twilioFake, pool: c.TwilioPool, resend: resendFake, console: c,
+		vapi: fake, vapiURL: srv.URL, guards: c.Guards, twilio: twilioFake, pool: c.TwilioPool, resend: resendFake, google: google, console: c,
 	}
+}
+
+// restart builds a second console on the same configuration and database,
+// as a restarted server (or another instance) would be; cookies start empty.
+func (a *testApp) restart() (*testApp, error) {
+	c, err := console.New(context.Background(), a.console.Config, a.logs, console.Options{})
+	if err != nil {
+		return nil, err
+	}
+	a.t.Cleanup(func() { _ = c.Close() })
+	b := *a
+	b.app, b.console, b.db, b.accounts, b.guards, b.registry, b.pool = c.App, c, c.DB, c.Accounts, c.Guards, c.Metrics, c.TwilioPool
+	b.cookies = map[string]string{}
+	return &b, nil
 }
 
 // do sends a request, keeping cookies like a browser would.
@@ -231,6 +270,10 @@ func (a *testApp) csrf() string {
 	}
 	return tok
 }
+
+// testBaseURL is the console's public address in these tests
+// (AVA_BASE_URL): the OAuth redirect URI's origin.
+const testBaseURL = "http://console.test"
 
 const (
 	ownerEmail    = "owner@example.com"

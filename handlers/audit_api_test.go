@@ -83,7 +83,7 @@ func TestAuditAPI(t *testing.T) {
 
 	t.Run("bad parameters", func(t *testing.T) {
 		for _, tt := range []struct{ query, field, says string }{
-			{"?integration=nope", "integration", `integration must be one of vapi, twilio, email (got "nope")`},
+			{"?integration=nope", "integration", `integration must be one of vapi, twilio, email, calendar (got "nope")`},
 			{"?integration=", "integration", "integration must be one of"},
 			{"?integration=Vapi", "integration", "integration must be one of"},
 			{"?integration=vapi&limit=0", "limit", "limit must be a whole number from 1 to 200"},

@@ -14,7 +14,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ava/console/services/calendar/googletest"
 	"github.com/ava/console/services/email/resendtest"
 	"github.com/ava/console/services/twilio/twiliotest"
 	"github.com/ava/console/services/vapi/vapitest"
@@ -36,6 +38,10 @@ type conformanceCase struct {
 	seen func(a *testApp) []string
 	// use is the integration's own API call that needs its credentials.
 	use apiRequest
+	// oauth integrations are connected through the provider's consent:
+	// connect walks it, their secrets are the tokens the provider issued,
+	// and typed credentials are refused (405) instead of checked.
+	oauth bool
 }
 
 var conformanceCases = []conformanceCase{
@@ -111,6 +117,30 @@ var conformanceCases = []conformanceCase{
 		use: apiRequest{method: http.MethodPost, path: "/api/v1/integrations/email/test",
 			body: `{"to":"someone@example.com","subject":"Conformance","text":"Hello."}`},
 	},
+	{
+		name: "calendar", label: "Google Calendar", oauth: true,
+		accept: func(a *testApp) (string, []string) {
+			a.google.SetEvents(googletest.Event{Summary: "Conformance", Start: googletest.EventTime{DateTime: time.Now().Add(time.Hour).Format(time.RFC3339)}})
+			return "", nil
+		},
+		serverError: func(a *testApp) {
+			a.google.CalendarFaults.FailAlways(googletest.Failure{Status: 500, Reason: "backendError", Message: "conformance: down"})
+		},
+		clientError: func(a *testApp) {
+			a.google.CalendarFaults.FailAlways(googletest.Failure{Status: 400, Reason: "badRequest", Message: "conformance: bad request"})
+		},
+		recover: func(a *testApp) { a.google.CalendarFaults.Recover() },
+		seen: func(a *testApp) []string {
+			var ids []string
+			for _, r := range a.google.Requests() {
+				if r.Method != http.MethodGet || !strings.HasPrefix(r.Path, "/o/oauth2") {
+					ids = append(ids, r.CorrelationID) // the browser's consent carries none
+				}
+			}
+			return ids
+		},
+		use: apiRequest{path: "/api/v1/integrations/calendar/google/events"},
+	},
 }
 
 func TestEveryIntegrationHasAConformanceCase(t *testing.T) {
@@ -166,6 +196,20 @@ func (c conformanceCase) status(a *testApp, token string) integrationBody {
 func (c conformanceCase) connect(a *testApp, token string) (string, []string) {
 	a.t.Helper()
 	body, secrets := c.accept(a)
+	if c.oauth {
+		if resp, got := a.connectCalendar(); resp.StatusCode != http.StatusSeeOther {
+			a.t.Fatalf("connect %s: %d %s", c.name, resp.StatusCode, got)
+		}
+		resp, got := a.callAPI(apiRequest{path: "/api/v1/integrations", token: token})
+		if resp.StatusCode != http.StatusOK {
+			a.t.Fatalf("status: %d %s", resp.StatusCode, got)
+		}
+		st, err := json.Marshal(c.status(a, token))
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		return string(st), a.google.Tokens()
+	}
 	resp, got := a.callAPI(apiRequest{method: http.MethodPut, path: "/api/v1/integrations/" + c.name + "/credentials", token: token, body: body})
 	if resp.StatusCode != http.StatusOK {
 		a.t.Fatalf("connect %s: %d %s", c.name, resp.StatusCode, got)
@@ -195,17 +239,22 @@ func TestIntegrationConformance(t *testing.T) {
 				_, page := a.get("/integrations")
 				logs := a.logs.String()
 				path, _ := a.console.Config.SQLitePath()
+				if len(secrets) == 0 {
+					t.Fatal("no secrets to look for")
+				}
 				for _, s := range secrets {
+					// Typed secrets are shown masked; tokens a provider
+					// issued are not shown at all.
 					masked := "••••" + s[len(s)-4:]
 					found := false
 					for _, hint := range st.Credentials {
 						found = found || hint == masked
 					}
-					if !found {
-						t.Errorf("no hint %q among %v", masked, st.Credentials)
+					if found == c.oauth {
+						t.Errorf("hint %q among %v: %v, want %v", masked, st.Credentials, found, !c.oauth)
 					}
-					if !strings.Contains(page, masked) {
-						t.Errorf("the card does not show %q", masked)
+					if strings.Contains(page, masked) == c.oauth {
+						t.Errorf("the card shows %q: %v, want %v", masked, !c.oauth, c.oauth)
 					}
 					for what, text := range map[string]string{"the answer": answer, "the Integrations page": page, "the log": logs} {
 						if strings.Contains(text, s) {
@@ -227,6 +276,14 @@ func TestIntegrationConformance(t *testing.T) {
 			t.Run("a refused field is named and nothing is stored", func(t *testing.T) {
 				a := newTestApp(t)
 				token := conformanceOwner(a)
+				if c.oauth {
+					resp, body := a.callAPI(apiRequest{method: http.MethodPut, path: "/api/v1/integrations/" + c.name + "/credentials", token: token, body: `{}`})
+					assertProblem(t, resp, body, http.StatusMethodNotAllowed)
+					if allow := resp.Header.Get("Allow"); !strings.Contains(allow, http.MethodDelete) {
+						t.Errorf("Allow %q, want DELETE among it", allow)
+					}
+					return
+				}
 				c.accept(a)
 				resp, body := a.callAPI(apiRequest{method: http.MethodPut, path: "/api/v1/integrations/" + c.name + "/credentials", token: token, body: c.refused})
 				p := assertProblem(t, resp, body, http.StatusUnprocessableEntity)

@@ -8,7 +8,6 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/ava/console/components"
 	"github.com/ava/console/services"
+	"github.com/ava/console/services/ratelimit"
 )
 
 // Accounts is what the handlers need of the account service.
@@ -61,9 +61,9 @@ type Sections func(ctx context.Context, u services.User) ([]Section, error)
 type Config struct {
 	Production   bool
 	RateLimiting bool
-	// LimiterStorage shares rate-limit counters across instances (Redis);
-	// nil keeps them in memory.
-	LimiterStorage fiber.Storage
+	// Limiter counts the rate limits: ratelimit.Redis shares them across
+	// instances (REDIS_URL); nil keeps them in this process's memory.
+	Limiter ratelimit.Limiter
 	// LimiterKeyPrefix starts every rate-limit key ("ava:ratelimit:").
 	LimiterKeyPrefix string
 	// DefaultLimit is the per-route budget a minute (60); SignInLimit the
@@ -95,6 +95,7 @@ type Deps struct {
 	Vapi         VapiSettings
 	Twilio       TwilioNumbers
 	Email        EmailSender
+	Calendar     CalendarEvents
 }
 
 // Handlers holds the dependencies every handler uses.
@@ -108,8 +109,8 @@ type Handlers struct {
 	metrics  *httpMetrics
 	engine   *html.Engine
 
-	limitersMu sync.Mutex
-	limiters   map[string]fiber.Handler
+	// rates counts the requests against every budget (limiter).
+	rates ratelimit.Limiter
 
 	nav []components.NavItem
 	// known is every registered method and path pattern (the 405 answers).
@@ -119,6 +120,9 @@ type Handlers struct {
 	vapi         VapiSettings
 	twilio       TwilioNumbers
 	email        EmailSender
+	calendar     CalendarEvents
+	// flashes are the toasts a redirect may leave for the next page.
+	flashes map[string]flash
 }
 
 // NewApp builds the console's Fiber application: middleware, routes, views.
@@ -138,10 +142,15 @@ func NewApp(d Deps) (*fiber.App, error) {
 	if d.Config.StaticLimit == 0 {
 		d.Config.StaticLimit = 600
 	}
+	if d.Config.Limiter == nil {
+		d.Config.Limiter = ratelimit.NewMemory()
+	}
 	h := &Handlers{
 		cfg: d.Config, log: d.Logger, accounts: d.Accounts, db: d.DB, sections: d.Sections,
 		registry: d.Registry, integrations: d.Integrations, vapi: d.Vapi, twilio: d.Twilio, email: d.Email,
+		calendar: d.Calendar, flashes: flashes(d.Integrations.Specs()),
 	}
+	h.rates = d.Config.Limiter
 	h.nav = navItems(d.Integrations.Specs())
 	var err error
 	if h.metrics, err = newHTTPMetrics(d.Registry); err != nil {

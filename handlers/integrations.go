@@ -41,10 +41,14 @@ func (h *Handlers) integrationRoutes(r router, d policy) {
 	r.get("/api/v1/integrations", d, h.requireAPI, h.apiIntegrations)
 	for _, spec := range h.integrations.Specs() {
 		name := spec.Name
-		r.post("/integrations/"+name, d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationConnect(c, spec) })
+		if spec.OAuth == nil {
+			// Integrations connected through a consent take no typed
+			// credentials (oauthRoutes).
+			r.post("/integrations/"+name, d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationConnect(c, spec) })
+			r.put("/api/v1/integrations/"+name+"/credentials", d, h.requireAPI, func(c *fiber.Ctx) error { return h.apiCredentialsPut(c, spec) })
+		}
 		r.post("/integrations/"+name+"/test", d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationTest(c, spec) })
 		r.post("/integrations/"+name+"/disconnect", d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationDisconnect(c, spec) })
-		r.put("/api/v1/integrations/"+name+"/credentials", d, h.requireAPI, func(c *fiber.Ctx) error { return h.apiCredentialsPut(c, spec) })
 		r.delete("/api/v1/integrations/"+name+"/credentials", d, h.requireAPI, func(c *fiber.Ctx) error { return h.apiCredentialsDelete(c, spec) })
 	}
 }
@@ -173,6 +177,9 @@ type integrationJSON struct {
 	BreakerState     string            `json:"breaker_state"`
 	LastError        *lastErrorJSON    `json:"last_error"`
 	LastSuccessAt    *string           `json:"last_success_at"`
+	// NeedsReconnect, for integrations connected through a consent, says
+	// why the grant no longer works; null while it does.
+	NeedsReconnect *string `json:"needs_reconnect"`
 }
 
 type lastErrorJSON struct {
@@ -195,6 +202,10 @@ func toIntegrationJSON(st integrations.Status) integrationJSON {
 	if st.LastOKAt != nil {
 		at := st.LastOKAt.UTC().Format(timeFormat)
 		out.LastSuccessAt = &at
+	}
+	if st.NeedsReconnect != "" {
+		reason := st.NeedsReconnect
+		out.NeedsReconnect = &reason
 	}
 	return out
 }

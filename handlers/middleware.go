@@ -3,18 +3,21 @@ package handlers
 import (
 	"fmt"
 	"log/slog"
+	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/helmet"
-	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/ava/console/services"
+	"github.com/ava/console/services/integrations"
+	"github.com/ava/console/services/ratelimit"
 )
 
 const (
@@ -34,6 +37,26 @@ const (
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 
+// cspOrigin is what pagePolicy accepts as a source: scheme, host, port.
+var cspOrigin = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$`)
+
+// pagePolicy is contentSecurityPolicy with the consent pages of the OAuth
+// integrations allowed as form targets: a Connect button's POST is answered
+// with a redirect to the provider, and browsers check form-action on the
+// redirects of a form submission too.
+func pagePolicy(specs []integrations.Spec) string {
+	var origins []string
+	for _, s := range specs {
+		if s.OAuth != nil && cspOrigin.MatchString(s.OAuth.ConsentOrigin) && !slices.Contains(origins, s.OAuth.ConsentOrigin) {
+			origins = append(origins, s.OAuth.ConsentOrigin)
+		}
+	}
+	if len(origins) == 0 {
+		return contentSecurityPolicy
+	}
+	return strings.Replace(contentSecurityPolicy, "form-action 'self'", "form-action 'self' "+strings.Join(origins, " "), 1)
+}
+
 func (h *Handlers) sessionCookieName() string {
 	if h.cfg.Production {
 		return "__Host-ava_session" // the browser enforces Secure, Path=/ and no Domain
@@ -51,8 +74,8 @@ func (h *Handlers) middleware(app *fiber.App) {
 				slog.String("panic", fmt.Sprint(e)), slog.String("stack", string(debug.Stack())))
 		},
 	}))
-	app.Use(helmet.New(helmet.Config{
-		ContentSecurityPolicy: contentSecurityPolicy,
+	app.Use(precomputedHelmet(helmet.Config{
+		ContentSecurityPolicy: pagePolicy(h.integrations.Specs()),
 		XFrameOptions:         "DENY",
 		ReferrerPolicy:        "strict-origin-when-cross-origin",
 		HSTSMaxAge:            31536000,
@@ -89,7 +112,7 @@ func (h *Handlers) observe(c *fiber.Ctx) error {
 	}
 	status := c.Response().StatusCode()
 	elapsed := time.Since(start)
-	method := utils.CopyString(c.Method())
+	method := ownMethod(c.Method())
 	h.metrics.observe(route, method, status, elapsed)
 	attrs := []slog.Attr{
 		slog.String("method", method),
@@ -105,9 +128,12 @@ func (h *Handlers) observe(c *fiber.Ctx) error {
 }
 
 // route returns a route's handlers preceded by its label and rate limiter.
+// Routes naming the same budget (policy.name) count against one budget:
+// its key is the budget's name, not the route's.
 func (h *Handlers) route(label string, p policy, hs []fiber.Handler) []fiber.Handler {
+	var boxed any = label // boxed once, not on every request
 	out := []fiber.Handler{func(c *fiber.Ctx) error {
-		c.Locals(localRoute, label)
+		c.Locals(localRoute, boxed)
 		return c.Next()
 	}}
 	if h.cfg.RateLimiting {
@@ -115,25 +141,9 @@ func (h *Handlers) route(label string, p policy, hs []fiber.Handler) []fiber.Han
 		if budget == "" {
 			budget = label
 		}
-		out = append(out, h.sharedLimiter(budget, p.max))
+		out = append(out, h.limiter(budget, p.max, h.whoKey))
 	}
 	return append(out, hs...)
-}
-
-// sharedLimiter returns the limiter of a budget, one instance per budget:
-// routes naming the same budget share its counters even in memory.
-func (h *Handlers) sharedLimiter(budget string, limit int) fiber.Handler {
-	h.limitersMu.Lock()
-	defer h.limitersMu.Unlock()
-	if l, ok := h.limiters[budget]; ok {
-		return l
-	}
-	if h.limiters == nil {
-		h.limiters = map[string]fiber.Handler{}
-	}
-	l := h.limiter(budget, limit, h.whoKey)
-	h.limiters[budget] = l
-	return l
 }
 
 // signInLimiter limits sign-in and setup attempts per client IP, always.
@@ -150,35 +160,35 @@ func (h *Handlers) whoKey(c *fiber.Ctx) string {
 	return "ip:" + h.clientIP(c)
 }
 
-// limiter is one budget's rate limiter. A refusal is counted in the
-// rejections metric under the route that was refused. The X-RateLimit-*
-// headers are those of the tightest budget the request was counted against
-// (noteBudget), refusals included.
+// limiter is one budget's rate limiter: limit requests a minute per who,
+// counted by h.rates (in memory, or in Redis across instances). A refusal
+// is a 429 with Retry-After, counted in the rejections metric under the
+// route that was refused. The X-RateLimit-* headers are those of the
+// tightest budget the request was counted against (noteBudget), refusals
+// included.
 func (h *Handlers) limiter(budget string, limit int, who func(*fiber.Ctx) string) fiber.Handler {
-	l := limiter.New(limiter.Config{
-		Max:        limit,
-		Expiration: time.Minute,
-		Storage:    h.cfg.LimiterStorage,
-		KeyGenerator: func(c *fiber.Ctx) string {
-			return h.cfg.LimiterKeyPrefix + budget + ":" + who(c)
-		},
-		LimitReached: func(c *fiber.Ctx) error {
+	return func(c *fiber.Ctx) error {
+		res := h.rates.Allow(c.UserContext(), h.cfg.LimiterKeyPrefix+budget+":"+who(c), ratelimit.PerMinute(limit))
+		if !res.Allowed {
 			route, _ := c.Locals(localRoute).(string)
 			h.metrics.rateLimited(route)
-			wait, _ := strconv.Atoi(string(c.Response().Header.Peek(fiber.HeaderRetryAfter)))
-			noteRefusal(c, budget, limit, max(wait, 1))
+			wait := ceilSeconds(res.RetryAfter)
+			noteBudget(c, budgetState{limit: limit, remaining: 0, reset: wait, refused: true})
 			return &services.Error{
 				Code:       services.ERATELIMIT,
-				Message:    fmt.Sprintf("Too many requests. Try again in %d second%s.", max(wait, 1), plural(max(wait, 1))),
-				RetryAfter: time.Duration(max(wait, 1)) * time.Second,
+				Message:    fmt.Sprintf("Too many requests. Try again in %d second%s.", wait, plural(wait)),
+				RetryAfter: time.Duration(wait) * time.Second,
 			}
-		},
-	})
-	return func(c *fiber.Ctx) error {
-		err := l(c)
-		noteBudget(c, budget)
-		return err
+		}
+		noteBudget(c, budgetState{limit: limit, remaining: res.Remaining, reset: ceilSeconds(res.ResetAfter)})
+		return c.Next()
 	}
+}
+
+// ceilSeconds is d in whole seconds, rounded up, at least 1: what the
+// Retry-After and X-RateLimit-Reset headers say.
+func ceilSeconds(d time.Duration) int {
+	return max(int((d+time.Second-1)/time.Second), 1)
 }
 
 // bearerToken returns the token of an "Authorization: Bearer" header, or "".

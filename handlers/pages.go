@@ -40,6 +40,8 @@ type page struct {
 	User   *services.User
 	CSRF   string
 	Data   any
+	// Flash is a toast a redirect left for this page.
+	Flash *flash
 }
 
 // newEngine loads the page templates with the template functions that bring
@@ -57,11 +59,16 @@ func newEngine(nav []components.NavItem) (*html.Engine, error) {
 			}
 			return toHTML(components.Nav(nav, p.Active, email, p.CSRF))
 		},
-		"skeleton":    func(label string, rows int) (template.HTML, error) { return toHTML(components.Skeleton(label, rows)) },
-		"emptyState":  func(title, msg string) (template.HTML, error) { return toHTML(components.EmptyState(title, msg)) },
-		"alert":       func(a components.Alert) (template.HTML, error) { return toHTML(components.AlertWithRetry(a)) },
-		"formError":   func(msg string) (template.HTML, error) { return toHTML(components.FormError(msg)) },
-		"toastRegion": func() (template.HTML, error) { return toHTML(components.ToastRegion()) },
+		"skeleton":   func(label string, rows int) (template.HTML, error) { return toHTML(components.Skeleton(label, rows)) },
+		"emptyState": func(title, msg string) (template.HTML, error) { return toHTML(components.EmptyState(title, msg)) },
+		"alert":      func(a components.Alert) (template.HTML, error) { return toHTML(components.AlertWithRetry(a)) },
+		"formError":  func(msg string) (template.HTML, error) { return toHTML(components.FormError(msg)) },
+		"toastRegion": func(p page) (template.HTML, error) {
+			if p.Flash != nil {
+				return toHTML(components.ToastRegionWith(p.Flash.kind, p.Flash.message))
+			}
+			return toHTML(components.ToastRegion())
+		},
 		// loading is a live region's loading state: the skeleton and a
 		// link to its content for when no script runs (fragmentPage).
 		"loading": func(label string, rows int, href string) (template.HTML, error) {
@@ -118,6 +125,9 @@ func (h *Handlers) renderPage(c *fiber.Ctx, name, title, active string, data any
 	p := page{Title: title, Active: active, CSRF: csrfToken(c), Data: data}
 	if u, ok := currentUser(c); ok {
 		p.User = &u
+	}
+	if f, ok := h.takeFlash(c); ok {
+		p.Flash = &f
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Render(name, p)

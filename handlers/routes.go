@@ -39,6 +39,7 @@ func (h *Handlers) routes(app *fiber.App) {
 	r.post("/tokens/:id/revoke", d, h.requirePage, h.tokenRevoke)
 	r.get("/fragments/tokens", d, h.requirePage, h.tokenList)
 	h.integrationRoutes(r, d)
+	h.oauthRoutes(r, d)
 	h.auditRoutes(r, d)
 	if h.vapi != nil {
 		h.vapiRoutes(r, d)
@@ -48,6 +49,9 @@ func (h *Handlers) routes(app *fiber.App) {
 	}
 	if h.email != nil {
 		h.emailRoutes(r, d)
+	}
+	if h.calendar != nil {
+		h.calendarRoutes(r, d)
 	}
 
 	// JSON API.

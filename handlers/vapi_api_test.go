@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-
 	"github.com/ava/console/handlers"
+	"github.com/ava/console/services/ratelimit"
 	"github.com/ava/console/services/upstream"
 	"github.com/ava/console/services/vapi/vapitest"
 )
@@ -80,7 +79,8 @@ type integrationBody struct {
 		Message string `json:"message"`
 		At      string `json:"at"`
 	} `json:"last_error"`
-	LastSuccessAt *string `json:"last_success_at"`
+	LastSuccessAt  *string `json:"last_success_at"`
+	NeedsReconnect *string `json:"needs_reconnect"`
 }
 
 // vapiStatus returns Vapi's entry of GET /api/v1/integrations.
@@ -533,16 +533,16 @@ func TestVapiAPIListRateLimit(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		storage func() fiber.Storage
+		limiter func(t *testing.T) ratelimit.Limiter
 	}{
-		{"in memory (no REDIS_URL)", func() fiber.Storage { return nil }},
-		{"Redis (REDIS_URL)", func() fiber.Storage { return redisStorage(t) }},
+		{"in memory (no REDIS_URL)", func(*testing.T) ratelimit.Limiter { return nil }},
+		{"Redis (REDIS_URL)", func(t *testing.T) ratelimit.Limiter { return redisLimiter(t) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			a := newTestApp(t, withConfig(func(c *handlers.Config) {
-				c.LimiterStorage = tt.storage()
+				c.Limiter = tt.limiter(t)
 				c.LimiterKeyPrefix = uniquePrefix()
 			}))
 			testListBudget(t, a)

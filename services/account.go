@@ -76,6 +76,8 @@ type Store interface {
 	SessionStore
 	TokenStore
 	IntegrationStore
+	OutboxStore
+	OAuthStateStore
 	Ping(ctx context.Context) error
 	Close() error
 }

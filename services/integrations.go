@@ -72,7 +72,21 @@ type IntegrationStore interface {
 	// SettingChanges returns the newest changes first, at most limit; of
 	// every integration when integration is "".
 	SettingChanges(ctx context.Context, accountID int64, integration string, limit int) ([]SettingChange, error)
+	// LatestSettingChange returns the newest change of one setting of an
+	// integration; found is false when the trail has none.
+	LatestSettingChange(ctx context.Context, accountID int64, integration, key string) (c SettingChange, found bool, err error)
+	// LatestSettingChanges returns the newest change of each setting of an
+	// integration that the trail has, newest first.
+	LatestSettingChanges(ctx context.Context, accountID int64, integration string) ([]SettingChange, error)
 	// FirstAccountID returns the id of the first account created (the one
 	// the environment's credentials serve by default); ENOTFOUND if none.
 	FirstAccountID(ctx context.Context) (int64, error)
+}
+
+// OutboxStore keeps what the development stub of the Email integration
+// "sent".
+type OutboxStore interface {
+	AddOutboxEmail(ctx context.Context, e OutboxEmail) error
+	// OutboxEmails returns an account's latest emails, newest first, at most limit.
+	OutboxEmails(ctx context.Context, accountID int64, limit int) ([]OutboxEmail, error)
 }

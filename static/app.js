@@ -87,5 +87,11 @@
         });
       });
     }).observe(region, { childList: true });
+    // A toast a redirect left for this page (the end of a connect).
+    var pending = document.getElementById("pending-toast");
+    if (pending) {
+      region.appendChild(pending.content.cloneNode(true));
+      pending.remove();
+    }
   });
 })();

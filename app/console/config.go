@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ava/console/services/postgres"
 )
 
 // Config is the console's configuration, read from the environment as
@@ -28,6 +30,16 @@ type Config struct {
 	RedisURL     string
 	LogLevel     slog.Level
 	LogFormat    string // "json" or "text"
+
+	// RateLimitDefault and RateLimitVapiList are route budgets, requests a
+	// minute (RATE_LIMIT_DEFAULT: each route's own; RATE_LIMIT_VAPI_LIST:
+	// listing Vapi settings, page and API together).
+	RateLimitDefault  int
+	RateLimitVapiList int
+
+	// RedisKeyPrefix starts every key the console writes in Redis
+	// (REDIS_KEY_PREFIX), so that several consoles can share one Redis.
+	RedisKeyPrefix string
 
 	UpstreamTimeout         time.Duration
 	BreakerFailureThreshold uint32
@@ -49,6 +61,16 @@ type Config struct {
 	SMTPTLS               string // starttls, tls or none
 	EmailFrom             string
 	GoogleCalendarBaseURL string
+	// The console's Google OAuth client (a Web application client):
+	// Calendar can be connected only when both are set.
+	GoogleOAuthClientID     string
+	GoogleOAuthClientSecret string
+	GoogleOAuthAuthURL      string
+	GoogleOAuthTokenURL     string
+	GoogleOAuthRevokeURL    string
+	// BaseURL is the console's public address (AVA_BASE_URL), from which
+	// OAuth redirect URIs are made; no trailing slash.
+	BaseURL string
 	// EnvCredentialsScope is which accounts the environment's provider
 	// credentials serve (ENV_CREDENTIALS_SCOPE): "first" or "all".
 	EnvCredentialsScope string
@@ -88,6 +110,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		RedisURL:     p.str("REDIS_URL", ""),
 		LogFormat:    p.oneOf("LOG_FORMAT", "json", "json", "text"),
 
+		RateLimitDefault:  p.integer("RATE_LIMIT_DEFAULT", 60, 1, 1_000_000_000),
+		RateLimitVapiList: p.integer("RATE_LIMIT_VAPI_LIST", 10, 1, 1_000_000_000),
+
+		RedisKeyPrefix: p.keyPrefix("REDIS_KEY_PREFIX", "ava:"),
+
 		UpstreamTimeout:         p.duration("UPSTREAM_TIMEOUT", 10*time.Second),
 		BreakerFailureThreshold: uint32(p.integer("BREAKER_FAILURE_THRESHOLD", 3, 1, 1000)), //nolint:gosec // bounded above
 		BreakerRecoveryTimeout:  p.duration("BREAKER_RECOVERY_TIMEOUT", 30*time.Second),
@@ -110,9 +137,23 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		GoogleCalendarBaseURL: p.baseURL("GOOGLE_CALENDAR_BASE_URL", "https://www.googleapis.com"),
 		EnvCredentialsScope:   p.oneOf("ENV_CREDENTIALS_SCOPE", "first", "first", "all"),
 
+		GoogleOAuthClientID:     p.str("GOOGLE_OAUTH_CLIENT_ID", ""),
+		GoogleOAuthClientSecret: p.getenv("GOOGLE_OAUTH_CLIENT_SECRET"),
+		GoogleOAuthAuthURL:      p.baseURL("GOOGLE_OAUTH_AUTH_URL", "https://accounts.google.com/o/oauth2/v2/auth"),
+		GoogleOAuthTokenURL:     p.baseURL("GOOGLE_OAUTH_TOKEN_URL", "https://oauth2.googleapis.com/token"),
+		GoogleOAuthRevokeURL:    p.baseURL("GOOGLE_OAUTH_REVOKE_URL", "https://oauth2.googleapis.com/revoke"),
+
 		TrustedProxies: p.prefixes("TRUSTED_PROXIES"),
 	}
 	c.LogLevel = p.level("LOG_LEVEL")
+	c.BaseURL = p.baseURL("AVA_BASE_URL", fmt.Sprintf("http://localhost:%d", c.Port))
+	if (c.GoogleOAuthClientID == "") != (c.GoogleOAuthClientSecret == "") {
+		if c.GoogleOAuthClientID == "" {
+			p.fail("GOOGLE_OAUTH_CLIENT_ID", "required with GOOGLE_OAUTH_CLIENT_SECRET (the client id of the same Google OAuth client)")
+		} else {
+			p.fail("GOOGLE_OAUTH_CLIENT_SECRET", "required with GOOGLE_OAUTH_CLIENT_ID (the client secret of the same Google OAuth client)")
+		}
+	}
 	p.databaseURL("DATABASE_URL", c.DatabaseURL)
 	if c.RedisURL != "" {
 		p.urlWithScheme("REDIS_URL", c.RedisURL, "redis", "rediss")
@@ -128,6 +169,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		p.fail("AVA_SECRET_KEY", "required in production (32 random bytes, base64: `openssl rand -base64 32`)")
 	}
 	return c, p.err
+}
+
+// PostgresURL returns a postgres:// (or postgresql://) DATABASE_URL.
+func (c Config) PostgresURL() (string, bool) {
+	if strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return c.DatabaseURL, true
+	}
+	return "", false
 }
 
 // SQLitePath returns the database file of a sqlite: DATABASE_URL.
@@ -267,6 +316,21 @@ func (p *envParser) urlWithScheme(name, v string, schemes ...string) {
 	p.fail(name, fmt.Sprintf("%q is not a %s URL", redactURL(v), strings.Join(schemes, " or ")))
 }
 
+// keyPrefix reads a prefix of Redis keys: 1 to 64 characters from
+// [A-Za-z0-9:._-].
+func (p *envParser) keyPrefix(name, def string) string {
+	v := p.str(name, def)
+	ok := len(v) <= 64
+	for _, r := range v {
+		ok = ok && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(":._-", r))
+	}
+	if !ok {
+		p.fail(name, fmt.Sprintf("%q must be 1 to 64 characters from A-Z a-z 0-9 : . _ -", v))
+		return def
+	}
+	return v
+}
+
 func (p *envParser) databaseURL(name, v string) {
 	if path, ok := strings.CutPrefix(v, "sqlite:"); ok {
 		if path == "" {
@@ -275,7 +339,9 @@ func (p *envParser) databaseURL(name, v string) {
 		return
 	}
 	if strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://") {
-		p.fail(name, "PostgreSQL is not supported by this version yet; use sqlite:PATH")
+		if _, err := postgres.ParseURL(v); err != nil {
+			p.fail(name, fmt.Sprintf("%q %v (postgres://user:password@host:5432/dbname?sslmode=require)", redactURL(v), err))
+		}
 		return
 	}
 	p.fail(name, fmt.Sprintf("%q must be sqlite:PATH or postgres://...", redactURL(v)))

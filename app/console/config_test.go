@@ -57,6 +57,31 @@ func TestConfigValues(t *testing.T) {
 	}
 }
 
+func TestConfigDatabases(t *testing.T) {
+	for _, url := range []string{
+		"postgres://ava:secret@db.internal:5432/ava?sslmode=require",
+		"postgresql://ava@10.0.0.5/ava?sslmode=verify-full&pool_max_conns=20",
+	} {
+		c, err := LoadConfig(envOf(map[string]string{"AVA_SECRET_KEY": testKey, "DATABASE_URL": url}))
+		if err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+		if got, ok := c.PostgresURL(); !ok || got != url {
+			t.Fatalf("PostgresURL() = %q, %v", got, ok)
+		}
+		if _, ok := c.SQLitePath(); ok {
+			t.Fatal("a PostgreSQL URL read as a SQLite path")
+		}
+	}
+	c, err := LoadConfig(envOf(map[string]string{"AVA_SECRET_KEY": testKey}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.PostgresURL(); ok || c.RedisKeyPrefix != "ava:" {
+		t.Fatalf("defaults: %q, prefix %q", c.DatabaseURL, c.RedisKeyPrefix)
+	}
+}
+
 func TestStubsNeverInProduction(t *testing.T) {
 	c, err := LoadConfig(envOf(map[string]string{"AVA_SECRET_KEY": testKey, "INTEGRATIONS_STUB_MODE": "true"}))
 	if err != nil {
@@ -85,6 +110,30 @@ func TestConfigEmail(t *testing.T) {
 	if c.SMTPHost != "smtp.example.com" || c.SMTPPort != 465 || c.SMTPTLS != "tls" || c.SMTPUsername != "ava" ||
 		c.SMTPPassword != " pass word " || c.EmailFrom != "Ava <ava@example.com>" {
 		t.Fatalf("email values: %+v", c)
+	}
+}
+
+func TestConfigGoogle(t *testing.T) {
+	c, err := LoadConfig(envOf(map[string]string{"AVA_SECRET_KEY": testKey, "PORT": "9090"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BaseURL != "http://localhost:9090" || c.GoogleOAuthClientID != "" ||
+		c.GoogleOAuthAuthURL != "https://accounts.google.com/o/oauth2/v2/auth" ||
+		c.GoogleOAuthTokenURL != "https://oauth2.googleapis.com/token" ||
+		c.GoogleOAuthRevokeURL != "https://oauth2.googleapis.com/revoke" {
+		t.Fatalf("google defaults: %+v", c)
+	}
+	c, err = LoadConfig(envOf(map[string]string{
+		"AVA_SECRET_KEY": testKey, "AVA_BASE_URL": "https://console.example.com/", "GOOGLE_OAUTH_CLIENT_ID": "id.apps.googleusercontent.com",
+		"GOOGLE_OAUTH_CLIENT_SECRET": "GOCSPX-s", "GOOGLE_OAUTH_TOKEN_URL": "http://127.0.0.1:9/token",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BaseURL != "https://console.example.com" || c.GoogleOAuthClientID != "id.apps.googleusercontent.com" ||
+		c.GoogleOAuthClientSecret != "GOCSPX-s" || c.GoogleOAuthTokenURL != "http://127.0.0.1:9/token" {
+		t.Fatalf("google values: %+v", c)
 	}
 }
 
@@ -134,7 +183,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"AVA_ENV": "development", "LOG_FORMAT": "xml"}, "LOG_FORMAT"},
 		{map[string]string{"AVA_ENV": "development", "DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
 		{map[string]string{"AVA_ENV": "development", "DATABASE_URL": "sqlite:"}, "DATABASE_URL"},
-		{map[string]string{"AVA_ENV": "development", "DATABASE_URL": "postgres://u:hunter2@db/ava"}, "DATABASE_URL"},
+		{map[string]string{"AVA_ENV": "development", "DATABASE_URL": "postgres://u:hunter2@db:port/ava"}, "DATABASE_URL"},
+		{map[string]string{"AVA_ENV": "development", "DATABASE_URL": "postgres://u:hunter2@db/ava?sslmode=sometimes"}, "DATABASE_URL"},
+		{map[string]string{"AVA_ENV": "development", "DATABASE_URL": "postgresql://u:hunter2@db/ava?pool_max_conns=0"}, "DATABASE_URL"},
+		{map[string]string{"AVA_ENV": "development", "REDIS_KEY_PREFIX": "ava prod"}, "REDIS_KEY_PREFIX"},
 		{map[string]string{"AVA_ENV": "development", "REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL"},
 		{map[string]string{"AVA_ENV": "development", "VAPI_BASE_URL": "ftp://vapi"}, "VAPI_BASE_URL"},
 		{map[string]string{"AVA_ENV": "development", "TWILIO_BASE_URL": "not a url"}, "TWILIO_BASE_URL"},
@@ -145,6 +197,12 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"AVA_ENV": "development", "EMAIL_FROM": "reception at example"}, "EMAIL_FROM"},
 		{map[string]string{"AVA_ENV": "development", "TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"},
 		{map[string]string{"AVA_ENV": "development", "TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"}, "TRUSTED_PROXIES"},
+		{map[string]string{"AVA_ENV": "development", "AVA_BASE_URL": "console.example.com"}, "AVA_BASE_URL"},
+		{map[string]string{"AVA_ENV": "development", "GOOGLE_OAUTH_TOKEN_URL": "oauth2.googleapis.com/token"}, "GOOGLE_OAUTH_TOKEN_URL"},
+		{map[string]string{"AVA_ENV": "development", "GOOGLE_OAUTH_AUTH_URL": "ftp://accounts.google.com"}, "GOOGLE_OAUTH_AUTH_URL"},
+		{map[string]string{"AVA_ENV": "development", "GOOGLE_OAUTH_REVOKE_URL": "revoke"}, "GOOGLE_OAUTH_REVOKE_URL"},
+		{map[string]string{"AVA_ENV": "development", "GOOGLE_OAUTH_CLIENT_ID": "id.apps.googleusercontent.com"}, "GOOGLE_OAUTH_CLIENT_SECRET"},
+		{map[string]string{"AVA_ENV": "development", "GOOGLE_OAUTH_CLIENT_SECRET": "hunter2"}, "GOOGLE_OAUTH_CLIENT_ID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.varName, func(t *testing.T) {
@@ -178,5 +236,26 @@ func TestDevSecretIsGeneratedOnceAndKept(t *testing.T) {
 	}
 	if _, err := EnsureDevSecret(dir); err == nil {
 		t.Fatal("a corrupt secret file was accepted")
+	}
+}
+
+// RATE_LIMIT_DEFAULT and RATE_LIMIT_VAPI_LIST set the route budgets (60 and
+// 10 a minute by default).
+func TestConfigRateLimitBudgets(t *testing.T) {
+	c, err := LoadConfig(envOf(map[string]string{"AVA_SECRET_KEY": testKey}))
+	if err != nil || c.RateLimitDefault != 60 || c.RateLimitVapiList != 10 {
+		t.Fatalf("defaults: %d %d %v", c.RateLimitDefault, c.RateLimitVapiList, err)
+	}
+	c, err = LoadConfig(envOf(map[string]string{"AVA_SECRET_KEY": testKey, "RATE_LIMIT_DEFAULT": "600", "RATE_LIMIT_VAPI_LIST": "1000000000"}))
+	if err != nil || c.RateLimitDefault != 600 || c.RateLimitVapiList != 1_000_000_000 {
+		t.Fatalf("set: %d %d %v", c.RateLimitDefault, c.RateLimitVapiList, err)
+	}
+	for _, name := range []string{"RATE_LIMIT_DEFAULT", "RATE_LIMIT_VAPI_LIST"} {
+		for _, bad := range []string{"0", "-1", "ten", "1000000001"} {
+			_, err := LoadConfig(envOf(map[string]string{"AVA_SECRET_KEY": testKey, name: bad}))
+			if err == nil || !strings.HasPrefix(err.Error(), name+": ") {
+				t.Errorf("%s=%s: %v, want a refusal naming %s", name, bad, err, name)
+			}
+		}
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	fiberredis "github.com/gofiber/storage/redis/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -23,8 +22,11 @@ import (
 	"github.com/ava/console/handlers"
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/account"
+	"github.com/ava/console/services/calendar"
 	"github.com/ava/console/services/email"
 	"github.com/ava/console/services/integrations"
+	"github.com/ava/console/services/postgres"
+	"github.com/ava/console/services/ratelimit"
 	"github.com/ava/console/services/secrets"
 	"github.com/ava/console/services/sqlite"
 	"github.com/ava/console/services/twilio"
@@ -36,7 +38,7 @@ import (
 type Console struct {
 	Config       Config
 	App          *fiber.App
-	DB           *sqlite.DB
+	DB           services.Store
 	Accounts     *account.Service
 	Log          *slog.Logger
 	Metrics      *prometheus.Registry
@@ -59,7 +61,7 @@ type Options struct {
 
 // Open resolves the secret key and opens the database and the account
 // service: what every command needs.
-func Open(ctx context.Context, cfg Config) (Config, *sqlite.DB, *account.Service, error) {
+func Open(ctx context.Context, cfg Config) (Config, services.Store, *account.Service, error) {
 	var err error
 	if cfg.SecretKey == nil {
 		// LoadConfig refuses production without a key, so this is development.
@@ -67,10 +69,9 @@ func Open(ctx context.Context, cfg Config) (Config, *sqlite.DB, *account.Service
 			return Config{}, nil, nil, fmt.Errorf("development secret key: %w", err)
 		}
 	}
-	path, _ := cfg.SQLitePath()
-	db, err := sqlite.Open(ctx, path)
+	db, err := openStore(ctx, cfg)
 	if err != nil {
-		return Config{}, nil, nil, fmt.Errorf("database %s: %w", path, err)
+		return Config{}, nil, nil, err
 	}
 	accounts, err := account.New(db, cfg.SecretKey)
 	if err != nil {
@@ -78,6 +79,26 @@ func Open(ctx context.Context, cfg Config) (Config, *sqlite.DB, *account.Service
 		return Config{}, nil, nil, err
 	}
 	return cfg, db, accounts, nil
+}
+
+// openStore opens the database DATABASE_URL names: PostgreSQL for
+// postgres://..., else the SQLite file of sqlite:PATH. Either brings its
+// schema up to date first.
+func openStore(ctx context.Context, cfg Config) (services.Store, error) {
+	if dsn, ok := cfg.PostgresURL(); ok {
+		db, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			// pgx's errors name the host and user, never the password.
+			return nil, fmt.Errorf("database %s: %w", redactURL(dsn), err)
+		}
+		return db, nil
+	}
+	path, _ := cfg.SQLitePath()
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	return db, nil
 }
 
 // New builds the console: database, services, integrations, HTTP app. Logs
@@ -98,18 +119,19 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 	}()
 	c.Log = services.NewLogger(logOut, cfg.LogLevel, cfg.LogFormat)
 
-	var limiterStorage fiber.Storage
+	var limiter ratelimit.Limiter // nil: in memory
 	if cfg.RedisURL != "" {
-		st, err := redisStorage(ctx, cfg.RedisURL)
+		client, err := redisClient(ctx, cfg.RedisURL)
 		if err != nil {
 			return nil, err
 		}
-		c.closers = append(c.closers, st.Close)
-		limiterStorage = st
+		c.closers = append(c.closers, client.Close)
+		limiter = ratelimit.NewRedis(client, c.Log)
 	}
 
 	c.Metrics = prometheus.NewRegistry()
 	c.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerStoreMetrics(c.Metrics, db)
 	if c.Guards, err = upstream.NewGuards(upstream.Settings{
 		Timeout:          cfg.UpstreamTimeout,
 		FailureThreshold: cfg.BreakerFailureThreshold,
@@ -149,6 +171,12 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 		}},
 		cfg.UpstreamTimeout)
 
+	calendarIntegration := calendar.NewIntegration(calendar.Config{
+		ClientID: cfg.GoogleOAuthClientID, ClientSecret: cfg.GoogleOAuthClientSecret,
+		AuthURL: cfg.GoogleOAuthAuthURL, TokenURL: cfg.GoogleOAuthTokenURL, RevokeURL: cfg.GoogleOAuthRevokeURL,
+		CalendarBaseURL: cfg.GoogleCalendarBaseURL, RedirectURL: cfg.BaseURL + calendar.CallbackPath, Timeout: cfg.UpstreamTimeout,
+	}, c.Guards.Client(calendar.Upstream))
+
 	// The integrations, one line each, in the order the console lists them.
 	if c.Integrations, err = integrations.NewRegistry(db, sealer, integrations.Options{
 		Stubs:    integrations.NewStubPolicy(cfg.StubMode, cfg.Production()),
@@ -159,16 +187,23 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 		vapiIntegration,
 		twilioIntegration,
 		emailIntegration,
+		calendarIntegration,
 	); err != nil {
 		return nil, err
 	}
+	calendarIntegration.SaveTokensWith(c.Integrations)
 
 	deps := handlers.Deps{
 		Config: handlers.Config{
 			Production:     cfg.Production(),
 			RateLimiting:   cfg.RateLimiting,
-			LimiterStorage: limiterStorage,
+			DefaultLimit:   cfg.RateLimitDefault,
+			VapiListLimit:  cfg.RateLimitVapiList,
 			TrustedProxies: cfg.TrustedProxies,
+
+			// Counted in Redis when REDIS_URL is set, else in memory.
+			Limiter:          limiter,
+			LimiterKeyPrefix: cfg.RedisKeyPrefix + "ratelimit:",
 		},
 		Logger:       c.Log,
 		Accounts:     accounts,
@@ -179,6 +214,7 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 		Vapi:         vapi.NewService(vapiIntegration, c.Integrations, db),
 		Twilio:       twilio.NewService(twilioIntegration, c.Integrations),
 		Email:        email.NewService(emailIntegration, c.Integrations, db),
+		Calendar:     calendar.NewService(calendarIntegration, c.Integrations, c.Log),
 	}
 	if opts.HTTP != nil {
 		opts.HTTP(&deps)
@@ -218,9 +254,11 @@ func twilioPool(cfg Config, guards *upstream.Guards, reg prometheus.Registerer) 
 	return twilio.NewPool(twilio.PoolSize, hc, reg)
 }
 
-// redisStorage connects the rate limiters to Redis, so instances share counters.
-func redisStorage(ctx context.Context, url string) (*fiberredis.Storage, error) {
-	opts, err := redis.ParseURL(url)
+// redisClient connects to the Redis the rate limiters share. Redis that
+// does not answer at start-up stops it (a wrong REDIS_URL shows at once);
+// once running, the limiters outlive an outage (ratelimit.Redis).
+func redisClient(ctx context.Context, url string) (*redis.Client, error) {
+	opts, err := ratelimit.RedisOptions(url)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
@@ -231,5 +269,5 @@ func redisStorage(ctx context.Context, url string) (*fiberredis.Storage, error) 
 		_ = client.Close()
 		return nil, fmt.Errorf("REDIS_URL: cannot reach Redis at %s: %w", opts.Addr, err)
 	}
-	return fiberredis.NewFromConnection(client), nil
+	return client, nil
 }

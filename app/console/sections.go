@@ -53,6 +53,8 @@ func section(st integrations.Status) handlers.Section {
 	switch {
 	case !st.Configured:
 		s.State, s.StateKind = "Not connected", "off"
+	case st.NeedsReconnect != "":
+		s.State, s.StateKind = "Needs reconnect", "warn"
 	case st.BreakerState == "open":
 		s.State, s.StateKind = "Failing: calls paused", "warn"
 	case st.Failing():

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ava/console/services"
+	"github.com/ava/console/services/cache"
 	"github.com/ava/console/services/secrets"
 )
 
@@ -75,6 +77,8 @@ const (
 
 // Resolved are the credentials an integration uses for an account.
 type Resolved struct {
+	// AccountID is the account they were resolved for.
+	AccountID int64
 	// Values by field; nil when nothing is configured.
 	Values Values
 	// Source is SourceAccount, SourceEnvironment, SourceStub or "" (not configured).
@@ -107,6 +111,14 @@ type Status struct {
 	LastError    string
 	LastErrorAt  *time.Time
 	LastOKAt     *time.Time
+	// OAuthUnavailable, for an OAuth integration, says why the console
+	// cannot start a connect (its OAuth client is not configured); "" when
+	// it can.
+	OAuthUnavailable string
+	// NeedsReconnect says why the account's grant no longer works (revoked
+	// or expired at the provider): the owner must connect again. "" while
+	// it works.
+	NeedsReconnect string
 }
 
 // Name is the integration's name.
@@ -127,6 +139,12 @@ type Upstreamer interface {
 	Upstream(conn Resolved) string
 }
 
+// Store is what the registry keeps in the database.
+type Store interface {
+	services.IntegrationStore
+	services.OAuthStateStore
+}
+
 // Options configure a registry.
 type Options struct {
 	Stubs    StubPolicy
@@ -135,11 +153,13 @@ type Options struct {
 	// EnvScope is which accounts the environment's credentials serve
 	// (the first account unless EnvAllAccounts).
 	EnvScope EnvScope
+	// Now is the registry's clock (time.Now when nil).
+	Now func() time.Time
 }
 
 // Registry holds the console's integrations and their credentials.
 type Registry struct {
-	store    services.IntegrationStore
+	store    Store
 	sealer   *secrets.Sealer
 	opts     Options
 	byName   map[string]Integration
@@ -149,17 +169,47 @@ type Registry struct {
 	// firstAccount caches the first account's id once there is one (it
 	// never changes); 0 until then.
 	firstAccount atomic.Int64
+	// conns caches resolved credentials (decrypted) by account and
+	// integration for cache.Staleness: Connect, Save and Disconnect drop
+	// the account's entry at once; other instances see the change within
+	// cache.Staleness.
+	conns *cache.Cache[connKey, Resolved]
+	// recorded is the outcome this instance last wrote of an account's
+	// integration ("" for a success), for HealthRefresh: the same outcome
+	// again is not written again until then.
+	recorded *cache.Cache[connKey, string]
 }
+
+// connKey names an account's integration.
+type connKey struct {
+	account int64
+	name    string
+}
+
+// HealthRefresh is how often an unchanged outcome of calls (success, or
+// the same error) is written again at most: the last success and error
+// shown are exact to this much. A different outcome is written at once.
+const HealthRefresh = time.Minute
+
+// connCacheSize bounds the caches of credentials and outcomes.
+const connCacheSize = 10_000
 
 // NewRegistry returns the registry of the given integrations, listed in
 // that order everywhere.
-func NewRegistry(store services.IntegrationStore, sealer *secrets.Sealer, opts Options, all ...Integration) (*Registry, error) {
-	r := &Registry{store: store, sealer: sealer, opts: opts, byName: map[string]Integration{}, now: time.Now, breakers: opts.Breakers}
+func NewRegistry(store Store, sealer *secrets.Sealer, opts Options, all ...Integration) (*Registry, error) {
+	r := &Registry{
+		store: store, sealer: sealer, opts: opts, byName: map[string]Integration{}, now: time.Now, breakers: opts.Breakers,
+		conns:    cache.New[connKey, Resolved](connCacheSize, cache.Staleness),
+		recorded: cache.New[connKey, string](connCacheSize, HealthRefresh),
+	}
 	if r.breakers == nil {
 		r.breakers = func(string) string { return "closed" }
 	}
 	if r.opts.Log == nil {
 		r.opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now != nil {
+		r.now = opts.Now
 	}
 	for _, i := range all {
 		s := i.Spec()
@@ -200,11 +250,41 @@ func sealContext(accountID int64, integration string) string {
 // Resolve returns the credentials the integration uses for the account:
 // its own, else the environment's (when complete, and when they serve this
 // account: the first one, unless EnvAllAccounts), else the stub's (when
-// stubs are allowed), else an unconfigured Resolved.
+// stubs are allowed), else an unconfigured Resolved. What it found is kept
+// for cache.Staleness (see conns).
 func (r *Registry) Resolve(ctx context.Context, accountID int64, name string) (Resolved, error) {
-	i, err := r.Integration(name)
+	key, now := connKey{accountID, name}, r.now()
+	if conn, ok := r.conns.Get(key, now); ok {
+		return conn.clone(), nil
+	}
+	gen := r.conns.Generation()
+	conn, settled, err := r.resolve(ctx, accountID, name)
 	if err != nil {
 		return Resolved{}, err
+	}
+	if settled {
+		r.conns.Add(key, conn, gen, now)
+	}
+	return conn.clone(), nil
+}
+
+// clone is a copy callers may change without changing the cached one.
+func (r Resolved) clone() Resolved {
+	r.Values, r.Hints = maps.Clone(r.Values), maps.Clone(r.Hints)
+	if r.UpdatedAt != nil {
+		at := *r.UpdatedAt
+		r.UpdatedAt = &at
+	}
+	return r
+}
+
+// resolve is Resolve from the database, without the cache. settled is
+// false when the answer depends on there being no account yet (which
+// account the environment's credentials serve is not known then).
+func (r *Registry) resolve(ctx context.Context, accountID int64, name string) (_ Resolved, settled bool, _ error) {
+	i, err := r.Integration(name)
+	if err != nil {
+		return Resolved{}, false, err
 	}
 	spec := i.Spec()
 	stored, err := r.store.Credentials(ctx, accountID, name)
@@ -212,32 +292,34 @@ func (r *Registry) Resolve(ctx context.Context, accountID int64, name string) (R
 	case "":
 		plain, err := r.sealer.Open(stored.Sealed, sealContext(accountID, name))
 		if err != nil {
-			return Resolved{}, services.Internal(err)
+			return Resolved{}, false, services.Internal(err)
 		}
 		var values Values
 		if err := json.Unmarshal(plain, &values); err != nil {
-			return Resolved{}, services.Internal(err)
+			return Resolved{}, false, services.Internal(err)
 		}
 		at := stored.UpdatedAt
-		return Resolved{Values: values, Source: SourceAccount, Hints: stored.Hints, UpdatedAt: &at}, nil
+		return Resolved{AccountID: accountID, Values: values, Source: SourceAccount, Hints: stored.Hints, UpdatedAt: &at}, true, nil
 	case services.ENOTFOUND:
 	default:
-		return Resolved{}, services.Internal(err)
+		return Resolved{}, false, services.Internal(err)
 	}
+	settled = true
 	if env := i.Env(); complete(spec, env) {
 		serves, err := r.envServes(ctx, accountID)
 		if err != nil {
-			return Resolved{}, err
+			return Resolved{}, false, err
 		}
 		if serves {
-			return Resolved{Values: env, Source: SourceEnvironment, Hints: hints(spec, env)}, nil
+			return Resolved{AccountID: accountID, Values: env, Source: SourceEnvironment, Hints: hints(spec, env)}, true, nil
 		}
+		settled = r.opts.EnvScope == EnvAllAccounts || r.firstAccount.Load() != 0
 	}
 	if s, ok := i.(Stubber); ok && r.opts.Stubs == StubsAllowed {
 		v := s.Stub()
-		return Resolved{Values: v, Source: SourceStub, Hints: hints(spec, v)}, nil
+		return Resolved{AccountID: accountID, Values: v, Source: SourceStub, Hints: hints(spec, v)}, settled, nil
 	}
-	return Resolved{}, nil
+	return Resolved{AccountID: accountID}, settled, nil
 }
 
 // envServes reports whether the environment's credentials serve the account.
@@ -301,13 +383,23 @@ func hints(spec Spec, values Values) map[string]string {
 // records its outcome as the integration's last success or error. Without
 // credentials it returns StubRefused (production with the stub flag, for
 // an integration that has a stub) or NotConnected, and fn is not called.
+//
+// The outcome is written when it differs from the one this instance wrote
+// last, or when that is HealthRefresh old: repeated successful reads
+// write nothing.
 func (r *Registry) Use(ctx context.Context, accountID int64, name string, fn func(ctx context.Context, conn Resolved) error) error {
+	return r.use(ctx, accountID, name, fn, false)
+}
+
+// use is Use; always writes the outcome whatever was written before (Test
+// connection: the owner asked).
+func (r *Registry) use(ctx context.Context, accountID int64, name string, fn func(ctx context.Context, conn Resolved) error, always bool) error {
 	conn, err := r.connection(ctx, accountID, name)
 	if err != nil {
 		return err
 	}
 	err = fn(ctx, conn)
-	r.record(ctx, accountID, name, err)
+	r.recordOutcome(ctx, accountID, name, err, always)
 	return err
 }
 
@@ -335,11 +427,11 @@ func (r *Registry) Test(ctx context.Context, accountID int64, name string) (stri
 		return "", err
 	}
 	var msg string
-	err = r.Use(ctx, accountID, name, func(ctx context.Context, conn Resolved) error {
+	err = r.use(ctx, accountID, name, func(ctx context.Context, conn Resolved) error {
 		var err error
 		msg, err = i.Test(ctx, conn)
 		return err
-	})
+	}, true)
 	return msg, err
 }
 
@@ -359,14 +451,22 @@ func (r *Registry) Connect(ctx context.Context, accountID int64, name string, ra
 	if values, err = i.Check(ctx, values); err != nil {
 		return Resolved{}, err
 	}
-	previous, err := r.Resolve(ctx, accountID, name)
+	return r.replace(ctx, accountID, i, values)
+}
+
+// replace stores values the provider has just accepted or issued as the
+// account's credentials, tells a Replacer what they replaced, and records
+// the success.
+func (r *Registry) replace(ctx context.Context, accountID int64, i Integration, values Values) (Resolved, error) {
+	name := i.Spec().Name
+	previous, _, err := r.resolve(ctx, accountID, name)
 	if err != nil {
 		// Stored credentials that no longer open (AVA_SECRET_KEY changed,
 		// a damaged row) must not stop the owner from replacing them.
 		r.opts.Log.WarnContext(ctx, "replacing credentials that cannot be read", slog.String("integration", name), slog.Any("error", err))
 		previous = Resolved{}
 	}
-	saved, err := r.save(ctx, accountID, spec, values)
+	saved, err := r.save(ctx, accountID, i.Spec(), values)
 	if err != nil {
 		return Resolved{}, err
 	}
@@ -385,7 +485,7 @@ func (r *Registry) Disconnect(ctx context.Context, accountID int64, name string)
 	if err != nil {
 		return err
 	}
-	conn, err := r.Resolve(ctx, accountID, name)
+	conn, _, err := r.resolve(ctx, accountID, name)
 	readable := err == nil
 	if !readable {
 		// Credentials that no longer open can still be removed; there is
@@ -401,6 +501,7 @@ func (r *Registry) Disconnect(ctx context.Context, accountID int64, name string)
 		}
 	}
 	deleted, err := r.store.DeleteCredentials(ctx, accountID, name)
+	r.forget(accountID, name)
 	if err != nil {
 		return services.Internal(err)
 	}
@@ -436,13 +537,15 @@ func (r *Registry) save(ctx context.Context, accountID int64, spec Spec, values 
 	}
 	now := r.now()
 	h := hints(spec, values)
-	if err := r.store.SaveCredentials(ctx, services.StoredCredentials{
+	err = r.store.SaveCredentials(ctx, services.StoredCredentials{
 		AccountID: accountID, Integration: spec.Name, Sealed: sealed, Hints: h, UpdatedAt: now,
-	}); err != nil {
+	})
+	r.forget(accountID, spec.Name)
+	if err != nil {
 		return Resolved{}, services.Internal(err)
 	}
 	r.opts.Log.InfoContext(ctx, "integration credentials saved", slog.String("integration", spec.Name))
-	return Resolved{Values: values, Source: SourceAccount, Hints: h, UpdatedAt: &now}, nil
+	return Resolved{AccountID: accountID, Values: values, Source: SourceAccount, Hints: h, UpdatedAt: &now}, nil
 }
 
 // Normalize applies a spec's generic rules to submitted values: trims them,
@@ -508,10 +611,26 @@ func NoCall(e *services.Error) error {
 	return e
 }
 
-// record remembers the outcome of a call for the status: the error's
-// user-facing message and time, or the time of success. Failing to record
-// is logged, never returned: it must not hide the call's own result.
+// record remembers the outcome of a call for the status, whatever was
+// written before (a connect).
 func (r *Registry) record(ctx context.Context, accountID int64, name string, callErr error) {
+	r.recordOutcome(ctx, accountID, name, callErr, true)
+}
+
+// forget drops what this instance keeps of an account's integration: its
+// credentials and the outcome it last wrote.
+func (r *Registry) forget(accountID int64, name string) {
+	key := connKey{accountID, name}
+	r.conns.Remove(key)
+	r.recorded.Remove(key)
+}
+
+// recordOutcome remembers the outcome of a call for the status: the error's
+// user-facing message and time, or the time of success; unless always, not
+// when this instance wrote the same outcome less than HealthRefresh ago.
+// Failing to record is logged, never returned: it must not hide the call's
+// own result.
+func (r *Registry) recordOutcome(ctx context.Context, accountID int64, name string, callErr error, always bool) {
 	if errors.Is(callErr, context.Canceled) || errors.Is(callErr, errNoCall) {
 		return // the caller went away, or nothing was asked: nothing is known of the provider
 	}
@@ -526,18 +645,28 @@ func (r *Registry) record(ctx context.Context, accountID int64, name string, cal
 		// about the provider.
 		return
 	}
+	key, now, msg := connKey{accountID, name}, r.now(), ""
+	if callErr != nil {
+		msg = services.ErrorMessage(callErr)
+	}
+	if last, ok := r.recorded.Get(key, now); ok && last == msg && !always {
+		return
+	}
+	gen := r.recorded.Generation()
 	// What was learnt about the provider is kept even if the caller has
 	// gone meanwhile.
 	ctx = context.WithoutCancel(ctx)
 	var err error
 	if callErr == nil {
-		err = r.store.RecordIntegrationOK(ctx, accountID, name, r.now())
+		err = r.store.RecordIntegrationOK(ctx, accountID, name, now)
 	} else {
-		err = r.store.RecordIntegrationError(ctx, accountID, name, services.ErrorMessage(callErr), r.now())
+		err = r.store.RecordIntegrationError(ctx, accountID, name, msg, now)
 	}
 	if err != nil {
 		r.opts.Log.ErrorContext(ctx, "recording integration health failed", slog.String("integration", name), slog.Any("error", err))
+		return
 	}
+	r.recorded.Add(key, msg, gen, now)
 }
 
 // Changes returns the account's latest setting changes (the audit trail),
@@ -584,6 +713,12 @@ func (r *Registry) Status(ctx context.Context, accountID int64, name string) (St
 	if err != nil {
 		return Status{}, services.Internal(err)
 	}
+	failing := h.LastErrorAt != nil && (h.LastOKAt == nil || !h.LastErrorAt.Before(*h.LastOKAt))
+	if last, ok := r.recorded.Get(connKey{accountID, name}, r.now()); ok && (failing != (last != "") || failing && last != h.LastError) {
+		// Another instance wrote another outcome since: the next call
+		// here writes its own.
+		r.recorded.Remove(connKey{accountID, name})
+	}
 	elsewhere := false
 	if conn.Source != SourceEnvironment && complete(i.Spec(), i.Env()) {
 		serves, err := r.envServes(ctx, accountID)
@@ -592,11 +727,20 @@ func (r *Registry) Status(ctx context.Context, accountID int64, name string) (St
 		}
 		elsewhere = !serves
 	}
-	return Status{
+	st := Status{
 		Spec: i.Spec(), Configured: conn.Configured(), Source: conn.Source, Hints: conn.Hints,
 		EnvScope: r.opts.EnvScope, EnvElsewhere: elsewhere,
 		BreakerState: r.breakers(r.upstream(i, conn)), LastError: h.LastError, LastErrorAt: h.LastErrorAt, LastOKAt: h.LastOKAt,
-	}, nil
+	}
+	if oc, ok := i.(OAuthConnector); ok {
+		if err := oc.OAuthReady(); err != nil {
+			st.OAuthUnavailable = services.ErrorMessage(err)
+		}
+	}
+	if rc, ok := i.(Reconnecter); ok && conn.Source == SourceAccount {
+		st.NeedsReconnect = rc.NeedsReconnect(conn)
+	}
+	return st, nil
 }
 
 // upstream is the breaker an integration's calls go through for conn.

@@ -95,6 +95,24 @@ type Spec struct {
 	Needs string
 	// Page is the integration's own page, nil when it has none.
 	Page *Page
+	// OAuth, for an integration connected through a consent
+	// (OAuthConnector) instead of a form, are the console's addresses of
+	// the flow; nil for the others.
+	OAuth *OAuthRoutes
+}
+
+// OAuthRoutes are the console's addresses of an OAuth connect.
+type OAuthRoutes struct {
+	// Connect is the POST that sends the owner to the provider's consent.
+	Connect string
+	// Callback is where the provider sends the owner back: the path of
+	// the redirect URI.
+	Callback string
+	// ConsentOrigin is the scheme, host and port of the provider's consent
+	// page (https://accounts.google.com). Connect is answered with a
+	// redirect there, and browsers apply the pages' CSP form-action to a
+	// form's redirects too: the pages allow this origin as a form target.
+	ConsentOrigin string
 }
 
 // Applies reports whether a field is in use for the given values.
@@ -156,11 +174,54 @@ type Revoker interface {
 // instead of a form: the registry keeps its credentials like any other's,
 // the HTTP layer runs the flow.
 type OAuthConnector interface {
+	// OAuthReady is nil when the console can run the flow (its OAuth
+	// client is configured), else the reason it cannot, for the owner.
+	OAuthReady() error
 	// AuthCodeURL is where the owner gives consent; state and verifier
-	// are the flow's single-use secrets.
+	// are the flow's single-use secrets (the verifier is PKCE's).
 	AuthCodeURL(state, verifier string) string
 	// Exchange turns the code into the credentials to store.
 	Exchange(ctx context.Context, code, verifier string) (Values, error)
+}
+
+// Reconnecter is an integration whose stored grant can die at the
+// provider (revoked, expired): the owner must give consent again.
+type Reconnecter interface {
+	// NeedsReconnect returns why the account's credentials no longer
+	// work, "" while they do.
+	NeedsReconnect(conn Resolved) string
+}
+
+// errNeedsReconnect is the cause of every "needs reconnect" error.
+var errNeedsReconnect = errors.New("integration needs reconnect")
+
+// IsNeedsReconnect reports whether err says the owner must connect again.
+func IsNeedsReconnect(err error) bool { return errors.Is(err, errNeedsReconnect) }
+
+// reconnectError is the cause of a needs-reconnect error, with its reason.
+type reconnectError struct{ reason string }
+
+func (e reconnectError) Error() string        { return "integration needs reconnect: " + e.reason }
+func (e reconnectError) Is(target error) bool { return target == errNeedsReconnect }
+
+// NeedsReconnect is the error of a call made with a grant the provider no
+// longer honours: the provider answered (502), but it is the owner's to
+// fix, by connecting again. reason is a sentence.
+func NeedsReconnect(s Spec, reason string) error {
+	return &services.Error{
+		Code:    services.EUPSTREAM,
+		Message: fmt.Sprintf("Reconnect %s: %s", s.Label, reason),
+		Err:     reconnectError{reason},
+	}
+}
+
+// ReconnectReason is the reason of a needs-reconnect error, "" for others.
+func ReconnectReason(err error) string {
+	var re reconnectError
+	if errors.As(err, &re) {
+		return re.reason
+	}
+	return ""
 }
 
 // errNotConnected is the cause of every "not connected" error.

@@ -278,7 +278,7 @@ func TestServerErrorsOpenTheBreaker(t *testing.T) {
 			if e.RetryAfter < 50*time.Second || e.RetryAfter > time.Minute {
 				t.Errorf("RetryAfter %s, want about the 1m recovery timeout", e.RetryAfter)
 			}
-			if took := time.Since(start); took > 200*time.Millisecond {
+			if took := time.Since(start); took > time.Second {
 				t.Errorf("the open breaker took %s to refuse", took)
 			}
 			// Connecting needs Twilio too: refused the same way, nothing stored.
