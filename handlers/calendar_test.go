@@ -270,6 +270,14 @@ func TestCalendarTokensAreRefreshedAndKept(t *testing.T) {
 	// call needs no refresh.
 	b := newTestApp(t)
 	token = calendarOwner(b)
+	// Two pages of events: the second page uses the token the first one
+	// refreshed, without a refresh of its own.
+	var many []googletest.Event
+	for i := range 300 {
+		many = append(many, googletest.Event{Summary: fmt.Sprintf("Call %d", i),
+			Start: googletest.EventTime{DateTime: time.Now().Add(time.Duration(i+60) * time.Minute).Format(time.RFC3339)}})
+	}
+	b.google.SetEvents(many...)
 	b.connectCalendar()
 	b.google.ExpireAccessTokens()
 	if resp, body := b.calendarEvents(token, ""); resp.StatusCode != http.StatusOK {

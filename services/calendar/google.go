@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -182,11 +183,12 @@ func retryAfter(v string) time.Duration {
 }
 
 // withToken runs call with a valid access token: the stored one, or one
-// refreshed first when it expires within 10 seconds (and stored). When
-// Google refuses the access token anyway (401 authError), it refreshes
-// once and calls again; refused again, or a refresh Google refuses
-// (invalid_grant), the integration needs reconnecting.
-func withToken[T any](ctx context.Context, i *Integration, conn integrations.Resolved, call func(access string) (T, error)) (T, error) {
+// refreshed first when it expires within 10 seconds (and stored; conn then
+// holds it, so the next page of a listing uses it too). When Google
+// refuses the access token anyway (401 authError), it refreshes once and
+// calls again; refused again, or a refresh Google refuses (invalid_grant),
+// the integration needs reconnecting.
+func withToken[T any](ctx context.Context, i *Integration, conn *integrations.Resolved, call func(access string) (T, error)) (T, error) {
 	var zero T
 	if reason := conn.Values[valueReconnect]; reason != "" {
 		return zero, integrations.NeedsReconnect(i.Spec(), reason)
@@ -218,8 +220,8 @@ func withToken[T any](ctx context.Context, i *Integration, conn integrations.Res
 
 // fresh returns tok, refreshed when it is no longer valid; a refreshed
 // token is stored (x/oauth2 does not say it refreshed: the access token
-// changed).
-func (i *Integration) fresh(ctx context.Context, conn integrations.Resolved, tok *oauth2.Token) (*oauth2.Token, error) {
+// changed) unless the grant was replaced meanwhile, and conn holds it.
+func (i *Integration) fresh(ctx context.Context, conn *integrations.Resolved, tok *oauth2.Token) (*oauth2.Token, error) {
 	got, err := i.oauth.TokenSource(i.clientContext(ctx), tok).Token()
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
@@ -235,24 +237,32 @@ func (i *Integration) fresh(ctx context.Context, conn integrations.Resolved, tok
 	if got.AccessToken != tok.AccessToken && conn.Source == integrations.SourceAccount && i.saver != nil {
 		// Kept even if the caller has gone: the old token is expiring.
 		values := tokenValues(got, conn.Values[FieldAccount])
-		if _, err := i.saver.Save(context.WithoutCancel(ctx), conn.AccountID, Name, values); err != nil {
+		saved, stored, err := i.saver.Refresh(context.WithoutCancel(ctx), conn.AccountID, Name, *conn, values)
+		if err != nil {
 			return nil, err
+		}
+		if stored {
+			*conn = saved
+		} else {
+			conn.Values = values // replaced meanwhile: this call goes on with what it got
 		}
 	}
 	return got, nil
 }
 
 // reconnect remembers that the grant no longer works (the tokens are kept,
-// so Disconnect can still revoke them) and returns the error that says so.
-func (i *Integration) reconnect(ctx context.Context, conn integrations.Resolved, reason string) error {
+// so Disconnect can still revoke them) and returns the error that says so;
+// unless the owner connected again while this call ran with the old grant.
+func (i *Integration) reconnect(ctx context.Context, conn *integrations.Resolved, reason string) error {
 	if conn.Source == integrations.SourceAccount && i.saver != nil {
-		values := integrations.Values{}
-		for k, v := range conn.Values {
-			values[k] = v
-		}
+		values := maps.Clone(conn.Values)
 		values[valueReconnect] = reason
-		if _, err := i.saver.Save(context.WithoutCancel(ctx), conn.AccountID, Name, values); err != nil {
+		_, stored, err := i.saver.Refresh(context.WithoutCancel(ctx), conn.AccountID, Name, *conn, values)
+		if err != nil {
 			return err
+		}
+		if !stored {
+			return services.Errorf(services.EUPSTREAM, "Google Calendar was connected again while this request ran: try again.")
 		}
 	}
 	return integrations.NeedsReconnect(i.Spec(), reason)

@@ -62,10 +62,11 @@ type Config struct {
 	Timeout time.Duration
 }
 
-// TokenSaver stores credentials an integration was just issued (the
-// registry's Save).
+// TokenSaver stores tokens Google just issued in place of the ones a call
+// started with, unless those were replaced meanwhile (the registry's
+// Refresh).
 type TokenSaver interface {
-	Save(ctx context.Context, accountID int64, name string, values integrations.Values) (integrations.Resolved, error)
+	Refresh(ctx context.Context, accountID int64, name string, was integrations.Resolved, values integrations.Values) (integrations.Resolved, bool, error)
 }
 
 // Integration is Google Calendar as the registry knows it.
@@ -212,7 +213,7 @@ func (i *Integration) Test(ctx context.Context, conn integrations.Resolved) (str
 		return "The stub calendar answered (development only: nothing reached Google).", nil
 	}
 	now := i.now()
-	page, err := withToken(ctx, i, conn, func(access string) (eventsPage, error) {
+	page, err := withToken(ctx, i, &conn, func(access string) (eventsPage, error) {
 		return i.google.events(ctx, access, eventsQuery{max: 1, from: now, to: now.Add(24 * time.Hour)})
 	})
 	if err != nil {

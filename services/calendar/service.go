@@ -88,7 +88,7 @@ func (s *Service) Events(ctx context.Context, accountID int64, days int) ([]Even
 		}
 		next := ""
 		for n := 0; n < maxPages; n++ {
-			page, err := withToken(ctx, s.integ, conn, func(access string) (eventsPage, error) {
+			page, err := withToken(ctx, s.integ, &conn, func(access string) (eventsPage, error) {
 				return s.integ.google.events(ctx, access, eventsQuery{from: from, to: to, max: pageSize, pageToken: next})
 			})
 			if err != nil {

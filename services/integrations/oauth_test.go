@@ -114,3 +114,42 @@ func TestOAuthStateIsBoundSingleUseAndExpires(t *testing.T) {
 		t.Errorf("after a refused consent: %+v %v", st, err)
 	}
 }
+
+func TestRefreshDoesNotOverwriteNewerCredentials(t *testing.T) {
+	s := newStore(t)
+	acct := s.account(t)
+	c := &consenting{fake: &fake{spec: oauthSpec()}}
+	r, err := integrations.NewRegistry(s.DB, s.sealer, integrations.Options{}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	old, err := r.Save(ctx, acct, "cal", integrations.Values{"account": "a", "token": "old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The grant read by a call is still the stored one: its refresh is kept.
+	refreshed, stored, err := r.Refresh(ctx, acct, "cal", old, integrations.Values{"account": "a", "token": "refreshed"})
+	if err != nil || !stored || refreshed.Values["token"] != "refreshed" {
+		t.Fatalf("refresh of the current grant: %+v %v %v", refreshed, stored, err)
+	}
+	// Meanwhile the owner connected again: a call that began with the
+	// refreshed grant must not put it back over the new one.
+	time.Sleep(2 * time.Millisecond)
+	if _, err := r.Save(ctx, acct, "cal", integrations.Values{"account": "a", "token": "new"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, stored, err := r.Refresh(ctx, acct, "cal", refreshed, integrations.Values{"account": "a", "token": "stale", "reconnect": "x"}); err != nil || stored {
+		t.Fatalf("a stale refresh was stored: %v %v", stored, err)
+	}
+	if conn, err := r.Resolve(ctx, acct, "cal"); err != nil || conn.Values["token"] != "new" || conn.Values["reconnect"] != "" {
+		t.Fatalf("after a stale refresh: %+v %v", conn.Values, err)
+	}
+	// Removed meanwhile: nothing comes back.
+	if err := r.Disconnect(ctx, acct, "cal"); err != nil {
+		t.Fatal(err)
+	}
+	if _, stored, err := r.Refresh(ctx, acct, "cal", refreshed, integrations.Values{"token": "zombie"}); err != nil || stored {
+		t.Fatalf("a refresh after a disconnect was stored: %v %v", stored, err)
+	}
+}

@@ -526,6 +526,30 @@ func (r *Registry) Save(ctx context.Context, accountID int64, name string, value
 	return r.save(ctx, accountID, i.Spec(), values)
 }
 
+// Refresh stores values the provider has just issued in place of was (a
+// refreshed token; a grant marked for reconnecting), unless the account's
+// stored credentials changed since was was read (connected again or
+// removed meanwhile, here or on another instance): then nothing is stored
+// and stored is false, so a call that started with the old grant cannot
+// overwrite the new one. The check reads the database, not the cache; it
+// is not atomic with the write (a change within that moment still loses).
+func (r *Registry) Refresh(ctx context.Context, accountID int64, name string, was Resolved, values Values) (_ Resolved, stored bool, _ error) {
+	i, err := r.Integration(name)
+	if err != nil {
+		return Resolved{}, false, err
+	}
+	current, _, err := r.resolve(ctx, accountID, name)
+	if err != nil {
+		return Resolved{}, false, err
+	}
+	if current.Source != SourceAccount || was.UpdatedAt == nil || current.UpdatedAt == nil ||
+		current.UpdatedAt.UnixMilli() != was.UpdatedAt.UnixMilli() {
+		return current, false, nil
+	}
+	saved, err := r.save(ctx, accountID, i.Spec(), values)
+	return saved, err == nil, err
+}
+
 func (r *Registry) save(ctx context.Context, accountID int64, spec Spec, values Values) (Resolved, error) {
 	plain, err := json.Marshal(values)
 	if err != nil {

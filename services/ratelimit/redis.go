@@ -125,10 +125,13 @@ func (r *Redis) failed(ctx context.Context, err error) {
 	r.mu.Lock()
 	now := r.now()
 	r.downUntil = now.Add(retryRedisAfter)
+	// Every outage ends with "shared again", also one that began too soon
+	// after the last warning to be warned of again.
 	warn := r.lastWarn.IsZero() || now.Sub(r.lastWarn) >= warnEvery
+	r.warned = true
 	var local int
 	if warn {
-		r.warned, r.lastWarn, local, r.decidedLocally = true, now, r.decidedLocally, 0
+		r.lastWarn, local, r.decidedLocally = now, r.decidedLocally, 0
 	}
 	r.mu.Unlock()
 	if warn {
