@@ -31,19 +31,26 @@ type Integrations interface {
 	// Changes returns the audit trail, newest first: of one integration,
 	// or of every one when name is "".
 	Changes(ctx context.Context, accountID int64, name string, limit int) ([]services.SettingChange, error)
+	// BeginConnect starts an OAuth connect from the browser session bound
+	// by binding and returns the provider's consent URL; FinishConnect
+	// completes it with what the provider sent back.
+	BeginConnect(ctx context.Context, accountID int64, name, binding string) (string, error)
+	FinishConnect(ctx context.Context, accountID int64, name, binding string, cb integrations.Callback) (integrations.Resolved, error)
 }
 
 // integrationRoutes registers every integration's generic routes: the
-// connect form, Test connection and Disconnect on the Integrations page,
-// and the credentials API.
+// connect form (or, for OAuth integrations, the consent's two routes), Test
+// connection and Disconnect on the Integrations page, and the credentials
+// API.
 func (h *Handlers) integrationRoutes(r router, d policy) {
 	r.get("/integrations", d, h.requirePage, h.integrationsShow)
 	r.get("/api/v1/integrations", d, h.requireAPI, h.apiIntegrations)
 	for _, spec := range h.integrations.Specs() {
 		name := spec.Name
-		if spec.OAuth == nil {
-			// Integrations connected through a consent take no typed
-			// credentials (oauthRoutes).
+		if spec.OAuth != nil {
+			// Connected through a consent: no typed credentials.
+			h.oauthRoutes(r, d, spec)
+		} else {
 			r.post("/integrations/"+name, d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationConnect(c, spec) })
 			r.put("/api/v1/integrations/"+name+"/credentials", d, h.requireAPI, func(c *fiber.Ctx) error { return h.apiCredentialsPut(c, spec) })
 		}

@@ -39,7 +39,6 @@ func (h *Handlers) routes(app *fiber.App) {
 	r.post("/tokens/:id/revoke", d, h.requirePage, h.tokenRevoke)
 	r.get("/fragments/tokens", d, h.requirePage, h.tokenList)
 	h.integrationRoutes(r, d)
-	h.oauthRoutes(r, d)
 	h.auditRoutes(r, d)
 	if h.vapi != nil {
 		h.vapiRoutes(r, d)

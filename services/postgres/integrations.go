@@ -123,6 +123,20 @@ func scanChange(row pgx.Row) (services.SettingChange, error) {
 	return c, err
 }
 
+// collectChanges reads every setting change of rows and closes them.
+func collectChanges(rows pgx.Rows) ([]services.SettingChange, error) {
+	defer rows.Close()
+	var out []services.SettingChange
+	for rows.Next() {
+		c, err := scanChange(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 // SettingChanges returns an account's latest setting changes of an
 // integration (of every integration when integration is ""), newest first.
 // A negative limit means no limit, as in SQLite.
@@ -135,16 +149,7 @@ func (db *DB) SettingChanges(ctx context.Context, accountID int64, integration s
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []services.SettingChange
-	for rows.Next() {
-		c, err := scanChange(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return collectChanges(rows)
 }
 
 // LatestSettingChange returns an account's newest change of one setting of
@@ -176,16 +181,7 @@ func (db *DB) LatestSettingChanges(ctx context.Context, accountID int64, integra
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []services.SettingChange
-	for rows.Next() {
-		c, err := scanChange(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return collectChanges(rows)
 }
 
 // AddOutboxEmail keeps an email the development stub "sent".

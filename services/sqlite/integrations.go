@@ -100,47 +100,63 @@ func (db *DB) RecordSettingChange(ctx context.Context, c services.SettingChange)
 	return err
 }
 
+// changeColumns are a setting change's columns as scanChange reads them
+// (c: setting_changes, u: its user).
+const changeColumns = "c.id, c.account_id, coalesce(c.user_id, 0), coalesce(u.email, ''), c.integration, c.key, c.old_value, c.new_value, c.changed_at"
+
+// scanChange reads one setting change of changeColumns.
+func scanChange(row interface{ Scan(dest ...any) error }) (services.SettingChange, error) {
+	var c services.SettingChange
+	var at int64
+	if err := row.Scan(&c.ID, &c.AccountID, &c.UserID, &c.UserEmail, &c.Integration, &c.Key, &c.OldValue, &c.NewValue, &at); err != nil {
+		return services.SettingChange{}, err
+	}
+	c.ChangedAt = fromMillis(at)
+	return c, nil
+}
+
+// collectChanges reads every setting change of rows and closes them.
+func collectChanges(rows *sql.Rows) ([]services.SettingChange, error) {
+	defer func() { _ = rows.Close() }()
+	var out []services.SettingChange
+	for rows.Next() {
+		c, err := scanChange(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 // SettingChanges returns an account's latest setting changes of an
 // integration (of every integration when integration is ""), newest first.
 func (db *DB) SettingChanges(ctx context.Context, accountID int64, integration string, limit int) ([]services.SettingChange, error) {
 	rows, err := db.query(ctx, `
-		SELECT c.id, c.account_id, coalesce(c.user_id, 0), coalesce(u.email, ''), c.integration, c.key, c.old_value, c.new_value, c.changed_at
+		SELECT `+changeColumns+`
 		FROM setting_changes c LEFT JOIN users u ON u.id = c.user_id
 		WHERE c.account_id = ? AND (? = '' OR c.integration = ?) ORDER BY c.id DESC LIMIT ?`,
 		accountID, integration, integration, limit)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = rows.Close() }()
-	var out []services.SettingChange
-	for rows.Next() {
-		var c services.SettingChange
-		var at int64
-		if err := rows.Scan(&c.ID, &c.AccountID, &c.UserID, &c.UserEmail, &c.Integration, &c.Key, &c.OldValue, &c.NewValue, &at); err != nil {
-			return nil, err
-		}
-		c.ChangedAt = fromMillis(at)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return collectChanges(rows)
 }
 
 // LatestSettingChange returns an account's newest change of one setting of
 // an integration; found is false when the trail has none.
 func (db *DB) LatestSettingChange(ctx context.Context, accountID int64, integration, key string) (c services.SettingChange, found bool, err error) {
-	var at int64
-	err = db.queryRow(ctx, `
-		SELECT c.id, c.account_id, coalesce(c.user_id, 0), coalesce(u.email, ''), c.integration, c.key, c.old_value, c.new_value, c.changed_at
+	c, err = scanChange(db.queryRow(ctx, `
+		SELECT `+changeColumns+`
 		FROM setting_changes c LEFT JOIN users u ON u.id = c.user_id
 		WHERE c.account_id = ? AND c.integration = ? AND c.key = ? ORDER BY c.id DESC LIMIT 1`,
-		accountID, integration, key).Scan(&c.ID, &c.AccountID, &c.UserID, &c.UserEmail, &c.Integration, &c.Key, &c.OldValue, &c.NewValue, &at)
+		accountID, integration, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return services.SettingChange{}, false, nil
 	}
 	if err != nil {
 		return services.SettingChange{}, false, err
 	}
-	c.ChangedAt = fromMillis(at)
 	return c, true, nil
 }
 
@@ -148,7 +164,7 @@ func (db *DB) LatestSettingChange(ctx context.Context, accountID int64, integrat
 // of an integration, newest first.
 func (db *DB) LatestSettingChanges(ctx context.Context, accountID int64, integration string) ([]services.SettingChange, error) {
 	rows, err := db.query(ctx, `
-		SELECT c.id, c.account_id, coalesce(c.user_id, 0), coalesce(u.email, ''), c.integration, c.key, c.old_value, c.new_value, c.changed_at
+		SELECT `+changeColumns+`
 		FROM setting_changes c LEFT JOIN users u ON u.id = c.user_id
 		WHERE c.id IN (SELECT max(id) FROM setting_changes WHERE account_id = ? AND integration = ? GROUP BY key)
 		ORDER BY c.id DESC`,
@@ -156,18 +172,7 @@ func (db *DB) LatestSettingChanges(ctx context.Context, accountID int64, integra
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = rows.Close() }()
-	var out []services.SettingChange
-	for rows.Next() {
-		var c services.SettingChange
-		var at int64
-		if err := rows.Scan(&c.ID, &c.AccountID, &c.UserID, &c.UserEmail, &c.Integration, &c.Key, &c.OldValue, &c.NewValue, &at); err != nil {
-			return nil, err
-		}
-		c.ChangedAt = fromMillis(at)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return collectChanges(rows)
 }
 
 // DeleteCredentials removes an account's credentials for an integration and
