@@ -64,7 +64,7 @@ func serve(getenv env, logOut io.Writer) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing in-flight requests", slog.String("grace", shutdownGrace.String()))
-	if err := c.App.ShutdownWithTimeout(shutdownGrace); err != nil {
+	if err := c.Shutdown(shutdownGrace); err != nil {
 		log.Error("shutdown did not finish cleanly", slog.Any("error", err))
 	}
 	if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {

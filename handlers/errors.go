@@ -209,7 +209,7 @@ func retrySeconds(d time.Duration) int {
 // isAPI reports whether the caller wants JSON: the API and the probes.
 func isAPI(c *fiber.Ctx) bool {
 	p := c.Path()
-	return strings.HasPrefix(p, "/api/") || p == "/healthz" || p == "/readyz"
+	return strings.HasPrefix(p, "/api/") || p == "/healthz" || p == "/readyz" || p == eventsPath
 }
 
 func isHTMX(c *fiber.Ctx) bool { return c.Get("HX-Request") == "true" }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ava/console/components"
 	"github.com/ava/console/services"
+	"github.com/ava/console/services/events"
 	"github.com/ava/console/services/ratelimit"
 )
 
@@ -46,13 +47,7 @@ type Pinger interface {
 }
 
 // Section is one part of the console as the home page lists it.
-type Section struct {
-	Name        string
-	Description string
-	Href        string // empty while the section has no page
-	State       string
-	StateKind   string // ok, off, warn
-}
+type Section = components.Section
 
 // Sections returns the home page's sections and their states for a user.
 type Sections func(ctx context.Context, u services.User) ([]Section, error)
@@ -75,6 +70,9 @@ type Config struct {
 	StaticLimit int
 	// VapiListLimit is the budget a minute for listing Vapi settings (10).
 	VapiListLimit int
+	// MaxStreams is the most live-update streams (GET /events) one
+	// account may hold open on this instance (20 when 0).
+	MaxStreams int
 	// TrustedProxies are the reverse proxies (TRUSTED_PROXIES) whose
 	// X-Forwarded-For names the client (clientIP); none by default.
 	TrustedProxies []netip.Prefix
@@ -96,6 +94,9 @@ type Deps struct {
 	Twilio       TwilioNumbers
 	Email        EmailSender
 	Calendar     CalendarEvents
+	// Events is the events hub the live updates stream from (GET
+	// /events); nil: one of this app's own that nothing publishes to.
+	Events EventSource
 }
 
 // Handlers holds the dependencies every handler uses.
@@ -123,6 +124,9 @@ type Handlers struct {
 	calendar     CalendarEvents
 	// flashes are the toasts a redirect may leave for the next page.
 	flashes map[string]flash
+
+	events  EventSource
+	streams *streams
 }
 
 // NewApp builds the console's Fiber application: middleware, routes, views.
@@ -151,9 +155,19 @@ func NewApp(d Deps) (*fiber.App, error) {
 		calendar: d.Calendar, flashes: flashes(d.Integrations.Specs()),
 	}
 	h.rates = d.Config.Limiter
+	if h.events = d.Events; h.events == nil {
+		hub, err := events.New("app", nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		h.events = hub
+	}
 	h.nav = navItems(d.Integrations.Specs())
 	var err error
 	if h.metrics, err = newHTTPMetrics(d.Registry); err != nil {
+		return nil, err
+	}
+	if h.streams, err = newStreams(d.Config.MaxStreams, d.Registry); err != nil {
 		return nil, err
 	}
 	if h.engine, err = newEngine(h.nav); err != nil {

@@ -54,6 +54,7 @@ func (h *Handlers) integrationRoutes(r router, d policy) {
 			r.post("/integrations/"+name, d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationConnect(c, spec) })
 			r.put("/api/v1/integrations/"+name+"/credentials", d, h.requireAPI, func(c *fiber.Ctx) error { return h.apiCredentialsPut(c, spec) })
 		}
+		r.get("/fragments/integrations/"+name+"/status", d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationStatus(c, name) })
 		r.post("/integrations/"+name+"/test", d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationTest(c, spec) })
 		r.post("/integrations/"+name+"/disconnect", d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationDisconnect(c, spec) })
 		r.delete("/api/v1/integrations/"+name+"/credentials", d, h.requireAPI, func(c *fiber.Ctx) error { return h.apiCredentialsDelete(c, spec) })
@@ -77,6 +78,18 @@ func (h *Handlers) integrationsShow(c *fiber.Ctx) error {
 		p.Cards = append(p.Cards, components.IntegrationCard{Status: st, CSRF: csrfToken(c)})
 	}
 	return h.renderPage(c, "integrations", "Integrations", "integrations", p)
+}
+
+// integrationStatus is the live part of an integration's card (what a
+// reconnecting Integrations page fetches again; GET /events sends the same
+// on each change).
+func (h *Handlers) integrationStatus(c *fiber.Ctx, name string) error {
+	u, _ := currentUser(c)
+	st, err := h.integrations.Status(c.UserContext(), u.AccountID, name)
+	if err != nil {
+		return err
+	}
+	return renderComponent(c, components.IntegrationStatusView(components.IntegrationCard{Status: st, CSRF: csrfToken(c)}))
 }
 
 // formValues reads a spec's fields from the submitted form.

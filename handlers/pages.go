@@ -83,6 +83,8 @@ func newEngine(nav []components.NavItem) (*html.Engine, error) {
 				RetryURL: "/",
 			}))
 		},
+		"homeSections": func(s []components.Section) (template.HTML, error) { return toHTML(components.HomeSections(s)) },
+		"liveStatus":   func() (template.HTML, error) { return toHTML(components.LiveStatus()) },
 		"emptyStateLink": func(title, msg, href, label string) (template.HTML, error) {
 			return toHTML(components.EmptyStateLink(title, msg, href, label))
 		},

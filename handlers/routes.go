@@ -38,6 +38,7 @@ func (h *Handlers) routes(app *fiber.App) {
 	r.post("/tokens", d, h.requirePage, h.tokenCreate)
 	r.post("/tokens/:id/revoke", d, h.requirePage, h.tokenRevoke)
 	r.get("/fragments/tokens", d, h.requirePage, h.tokenList)
+	h.eventRoutes(r, d)
 	h.integrationRoutes(r, d)
 	h.auditRoutes(r, d)
 	if h.vapi != nil {

@@ -10,9 +10,16 @@
   // htmx did not load, they stay.
   if (window.htmx) document.documentElement.classList.add("htmx-on");
 
+  // Live updates (GET /events, htmx's SSE extension on <body>) swap regions
+  // while the owner may be typing elsewhere: they never move focus.
+  var liveSwap = false;
+  document.addEventListener("htmx:sseBeforeMessage", function () { liveSwap = true; });
+  document.addEventListener("htmx:sseMessage", function () { liveSwap = false; });
+
   // Move focus to an error alert swapped into the page, so keyboard and
   // screen-reader users land on it.
   document.addEventListener("htmx:afterSwap", function (e) {
+    if (liveSwap) return;
     var target = e.detail.target;
     if (!target || !target.querySelector) return;
     // An outerHTML swap replaces the target: look for its successor by id.
@@ -68,6 +75,31 @@
   });
   document.addEventListener("htmx:afterSwap", function () { showChosenGroups(document); });
   document.addEventListener("DOMContentLoaded", function () { showChosenGroups(document); });
+
+  // A stream that drops says so ("Live updates paused, reconnecting"); the
+  // browser reconnects by itself, and then the live regions fetch
+  // themselves again (hx-trigger "ava:live-resumed from:body"), so nothing
+  // missed meanwhile stays stale. A stream the server ended with
+  // "signed-out" is closed for good, and the notice says so instead.
+  var streamLost = false;
+  function paused(show) {
+    var p = document.querySelector("#live-status .live-paused");
+    if (p) p.hidden = !show;
+  }
+  document.addEventListener("htmx:sseError", function () {
+    streamLost = true;
+    paused(true);
+  });
+  document.addEventListener("htmx:sseOpen", function () {
+    paused(false);
+    if (streamLost) {
+      streamLost = false;
+      window.htmx.trigger(document.body, "ava:live-resumed");
+    }
+  });
+  document.addEventListener("htmx:sseClose", function () { paused(false); });
+  // Leaving the page ends its stream: that is no error to show.
+  window.addEventListener("pagehide", function () { streamLost = false; paused(false); });
 
   // Toasts leave on their own after a while; the live region has announced
   // them by then.

@@ -6,7 +6,9 @@ package console
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +26,7 @@ import (
 	"github.com/ava/console/services/account"
 	"github.com/ava/console/services/calendar"
 	"github.com/ava/console/services/email"
+	"github.com/ava/console/services/events"
 	"github.com/ava/console/services/integrations"
 	"github.com/ava/console/services/postgres"
 	"github.com/ava/console/services/ratelimit"
@@ -45,6 +48,10 @@ type Console struct {
 	Guards       *upstream.Guards
 	Integrations *integrations.Registry
 	TwilioPool   *twilio.Pool
+	// Events is the events hub: what the services publish, the live
+	// updates stream (through Redis to the other instances, with
+	// REDIS_URL).
+	Events *events.Hub
 
 	closers []func() error
 }
@@ -119,7 +126,9 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 	}()
 	c.Log = services.NewLogger(logOut, cfg.LogLevel, cfg.LogFormat)
 
+	c.Metrics = prometheus.NewRegistry()
 	var limiter ratelimit.Limiter // nil: in memory
+	var transport events.Transport
 	if cfg.RedisURL != "" {
 		client, err := redisClient(ctx, cfg.RedisURL)
 		if err != nil {
@@ -127,9 +136,24 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 		}
 		c.closers = append(c.closers, client.Close)
 		limiter = ratelimit.NewRedis(client, c.Log)
+		transport = events.NewRedis(client, cfg.RedisKeyPrefix+"events", c.Log)
 	}
+	if c.Events, err = events.New(instanceID(), transport, c.Metrics); err != nil {
+		return nil, err
+	}
+	runCtx, stopEvents := context.WithCancel(context.WithoutCancel(ctx))
+	eventsDone := make(chan struct{})
+	go func() {
+		defer close(eventsDone)
+		c.Events.Run(runCtx)
+	}()
+	c.closers = append(c.closers, func() error {
+		c.Events.Close()
+		stopEvents()
+		<-eventsDone
+		return nil
+	})
 
-	c.Metrics = prometheus.NewRegistry()
 	c.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerStoreMetrics(c.Metrics, db)
 	if c.Guards, err = upstream.NewGuards(upstream.Settings{
@@ -140,6 +164,10 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 	}, c.Log, c.Metrics); err != nil {
 		return nil, err
 	}
+	c.Guards.OnTransition(func(upstream, _, to string) {
+		c.Events.Publish(context.Background(), events.Event{Kind: events.BreakerChanged, Upstream: upstream, State: to})
+	})
+	accounts.PublishTo(c.Events)
 	sealer, err := secrets.NewSealer(cfg.SecretKey)
 	if err != nil {
 		return nil, err
@@ -183,6 +211,7 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 		Breakers: func(name string) string { return c.Guards.Breaker(name).State() },
 		Log:      c.Log,
 		EnvScope: envScope(cfg.EnvCredentialsScope),
+		Events:   c.Events,
 	},
 		vapiIntegration,
 		twilioIntegration,
@@ -192,6 +221,12 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 		return nil, err
 	}
 	calendarIntegration.SaveTokensWith(c.Integrations)
+	vapiSettings := vapi.NewService(vapiIntegration, c.Integrations, db).PublishTo(c.Events)
+	// What another instance changed is read again here before any page
+	// is told of it.
+	c.Events.OnRemote(c.Integrations.Invalidate)
+	c.Events.OnRemote(vapiSettings.Invalidate)
+	c.Events.OnRemote(accounts.Invalidate)
 
 	deps := handlers.Deps{
 		Config: handlers.Config{
@@ -211,10 +246,11 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 		Sections:     homeSections(accounts, c.Integrations),
 		Registry:     c.Metrics,
 		Integrations: c.Integrations,
-		Vapi:         vapi.NewService(vapiIntegration, c.Integrations, db),
+		Vapi:         vapiSettings,
 		Twilio:       twilio.NewService(twilioIntegration, c.Integrations),
 		Email:        email.NewService(emailIntegration, c.Integrations, db),
 		Calendar:     calendar.NewService(calendarIntegration, c.Integrations, c.Log),
+		Events:       c.Events,
 	}
 	if opts.HTTP != nil {
 		opts.HTTP(&deps)
@@ -223,6 +259,21 @@ func New(ctx context.Context, cfg Config, logOut io.Writer, opts Options) (_ *Co
 		return nil, err
 	}
 	return c, nil
+}
+
+// Shutdown stops serving: the live-update streams end first (they would
+// hold the graceful stop for its whole grace), then in-flight requests
+// may finish within grace.
+func (c *Console) Shutdown(grace time.Duration) error {
+	c.Events.Close()
+	return c.App.ShutdownWithTimeout(grace)
+}
+
+// instanceID names this process among the instances sharing Redis.
+func instanceID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // Close releases the database and Redis connections.

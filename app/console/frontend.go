@@ -12,7 +12,7 @@ var frontEnd fs.FS = static.FS
 
 // frontEndFiles are the files static/vendor must hold: copied from npm by
 // `go tool task build` (deps:npm), absent from a plain `go build`.
-var frontEndFiles = []string{"vendor/htmx.min.js"}
+var frontEndFiles = []string{"vendor/htmx.min.js", "vendor/htmx-ext-sse.min.js"}
 
 // CheckFrontEnd refuses a build whose embedded front-end files are missing:
 // without htmx every page would hang on its skeletons.

@@ -35,6 +35,10 @@ func TestFrontEndCheck(t *testing.T) {
 		t.Fatal("an empty htmx.min.js was accepted")
 	}
 	empty["vendor/htmx.min.js"] = &fstest.MapFile{Data: []byte("var htmx=function(){}();")}
+	if err := CheckFrontEnd(empty); err == nil || !strings.Contains(err.Error(), "static/vendor/htmx-ext-sse.min.js") {
+		t.Fatalf("a build without the SSE extension: %v, want it named", err)
+	}
+	empty["vendor/htmx-ext-sse.min.js"] = &fstest.MapFile{Data: []byte("(function(){})();")}
 	if err := CheckFrontEnd(empty); err != nil {
 		t.Fatalf("a complete build was refused: %v", err)
 	}

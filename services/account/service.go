@@ -19,6 +19,7 @@ import (
 
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/cache"
+	"github.com/ava/console/services/events"
 )
 
 // Limits on what owners type.
@@ -58,6 +59,36 @@ type Service struct {
 	// instances read it again within cache.Staleness.
 	tokens   *cache.Cache[[sha256.Size]byte, *tokenEntry]
 	sessions *cache.Cache[[sha256.Size]byte, sessionEntry]
+	// events is told of each session signed out (events.SessionEnded).
+	events events.Publisher
+}
+
+// PublishTo makes the service tell p of each session it ends; s is
+// returned.
+func (s *Service) PublishTo(p events.Publisher) *Service {
+	s.events = p
+	return s
+}
+
+// SessionID names a session cookie among events and streams without
+// giving it away: the hex SHA-256 of its value, the key this instance
+// caches it under.
+func SessionID(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// Invalidate drops a session another instance ended (an event it
+// published) from this instance's cache at once.
+func (s *Service) Invalidate(e events.Event) {
+	if e.Kind != events.SessionEnded {
+		return
+	}
+	var key [sha256.Size]byte
+	if b, err := hex.DecodeString(e.Session); err == nil && len(b) == len(key) {
+		copy(key[:], b)
+		s.sessions.Remove(key)
+	}
 }
 
 // tokenEntry is a valid API token as last read.
@@ -235,15 +266,20 @@ func (s *Service) SessionUser(ctx context.Context, token string) (services.User,
 }
 
 // EndSession signs the browser with this cookie value out, on this
-// instance at once (other instances within cache.Staleness).
+// instance at once, on the others as soon as they hear of it
+// (events.SessionEnded; within cache.Staleness without events).
 func (s *Service) EndSession(ctx context.Context, token string) error {
 	if token == "" {
 		return nil
 	}
+	u, unknown := s.SessionUser(ctx, token)
 	err := s.store.DeleteSession(ctx, s.sessionHash(token))
 	s.sessions.Remove(sha256.Sum256([]byte(token)))
 	if err != nil {
 		return services.Internal(err)
+	}
+	if unknown == nil {
+		events.Publish(ctx, s.events, events.Event{Kind: events.SessionEnded, AccountID: u.AccountID, Session: SessionID(token)})
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/cache"
+	"github.com/ava/console/services/events"
 	"github.com/ava/console/services/secrets"
 )
 
@@ -155,6 +156,11 @@ type Options struct {
 	EnvScope EnvScope
 	// Now is the registry's clock (time.Now when nil).
 	Now func() time.Time
+	// Events is told when an account's integration is connected,
+	// disconnected or its credentials change, and when its calls start
+	// failing or succeed again (events.IntegrationChanged); nil tells no
+	// one.
+	Events events.Publisher
 }
 
 // Registry holds the console's integrations and their credentials.
@@ -474,7 +480,22 @@ func (r *Registry) replace(ctx context.Context, accountID int64, i Integration, 
 		rep.Replaced(previous, saved)
 	}
 	r.record(ctx, accountID, name, nil)
+	r.changed(ctx, accountID, name, "connected")
 	return saved, nil
+}
+
+// changed tells the events hub that an account's integration changed.
+func (r *Registry) changed(ctx context.Context, accountID int64, name, state string) {
+	events.Publish(ctx, r.opts.Events, events.Event{Kind: events.IntegrationChanged, AccountID: accountID, Integration: name, State: state})
+}
+
+// Invalidate drops what this instance keeps of an account's integration
+// that another instance changed (an event it published): the next read is
+// from the database.
+func (r *Registry) Invalidate(e events.Event) {
+	if e.Kind == events.IntegrationChanged && e.AccountID != 0 {
+		r.forget(e.AccountID, e.Integration)
+	}
 }
 
 // Disconnect removes the account's own credentials (revoking the grant at
@@ -512,6 +533,7 @@ func (r *Registry) Disconnect(ctx context.Context, accountID int64, name string)
 		rep.Replaced(conn, Resolved{})
 	}
 	r.opts.Log.InfoContext(ctx, "integration credentials removed", slog.String("integration", name))
+	r.changed(ctx, accountID, name, "disconnected")
 	return nil
 }
 
@@ -547,7 +569,15 @@ func (r *Registry) Refresh(ctx context.Context, accountID int64, name string, wa
 		return current, false, nil
 	}
 	saved, err := r.save(ctx, accountID, i.Spec(), values)
-	return saved, err == nil, err
+	if err != nil {
+		return Resolved{}, false, err
+	}
+	state := "credentials"
+	if rc, ok := i.(Reconnecter); ok && rc.NeedsReconnect(saved) != "" {
+		state = "needs_reconnect"
+	}
+	r.changed(ctx, accountID, name, state)
+	return saved, true, nil
 }
 
 func (r *Registry) save(ctx context.Context, accountID int64, spec Spec, values Values) (Resolved, error) {
@@ -673,7 +703,8 @@ func (r *Registry) recordOutcome(ctx context.Context, accountID int64, name stri
 	if callErr != nil {
 		msg = services.ErrorMessage(callErr)
 	}
-	if last, ok := r.recorded.Get(key, now); ok && last == msg && !always {
+	last, known := r.recorded.Get(key, now)
+	if known && last == msg && !always {
 		return
 	}
 	gen := r.recorded.Generation()
@@ -691,6 +722,13 @@ func (r *Registry) recordOutcome(ctx context.Context, accountID int64, name stri
 		return
 	}
 	r.recorded.Add(key, msg, gen, now)
+	if !known || last != msg {
+		state := "ok"
+		if callErr != nil {
+			state = "failing"
+		}
+		r.changed(ctx, accountID, name, state)
+	}
 }
 
 // Changes returns the account's latest setting changes (the audit trail),

@@ -57,6 +57,8 @@ type Guards struct {
 
 	mu       sync.Mutex
 	breakers map[string]*Breaker
+	// transitions are told of every breaker's state changes (OnTransition).
+	transitions []func(upstream, from, to string)
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -95,6 +97,15 @@ func NewGuards(s Settings, log *slog.Logger, reg prometheus.Registerer) (*Guards
 // Settings returns the settings the guards were built with.
 func (g *Guards) Settings() Settings { return g.settings }
 
+// OnTransition adds fn to what is told of each breaker's state changes
+// (upstream as Breaker names it, states as State spells them). fn runs
+// while the breaker decides: it must not call the breaker.
+func (g *Guards) OnTransition(fn func(upstream, from, to string)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.transitions = append(g.transitions, fn)
+}
+
 // Breaker returns the breaker of an upstream ("vapi", "twilio"...), creating it on first use.
 func (g *Guards) Breaker(upstream string) *Breaker {
 	g.mu.Lock()
@@ -124,12 +135,22 @@ func (g *Guards) Breaker(upstream string) *Breaker {
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			if to == gobreaker.StateOpen {
 				b.openedAt.Store(time.Now().UnixNano())
+				// gobreaker moves to half-open only when asked after the
+				// timeout: ask then, so that the move is seen when it
+				// happens, not at the next call.
+				time.AfterFunc(g.settings.RecoveryTimeout, func() { b.cb.State() })
 			}
 			if !b.keyed {
 				g.state.WithLabelValues(name).Set(stateValue(to))
 			}
 			g.log.Warn("circuit breaker state changed",
 				slog.String("upstream", name), slog.String("from", from.String()), slog.String("to", to.String()))
+			g.mu.Lock()
+			notify := g.transitions
+			g.mu.Unlock()
+			for _, fn := range notify {
+				fn(name, from.String(), to.String())
+			}
 		},
 	})
 	if !keyed {

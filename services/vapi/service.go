@@ -14,6 +14,7 @@ import (
 
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/cache"
+	"github.com/ava/console/services/events"
 	"github.com/ava/console/services/integrations"
 )
 
@@ -56,6 +57,23 @@ type Service struct {
 	// cache.Staleness: a change recorded here drops it at once, one
 	// recorded by another instance shows within cache.Staleness.
 	changed *cache.Cache[int64, map[string]time.Time]
+	// events is told of each change recorded (events.SettingChanged).
+	events events.Publisher
+}
+
+// PublishTo makes the service tell p of each change it records; s is
+// returned.
+func (s *Service) PublishTo(p events.Publisher) *Service {
+	s.events = p
+	return s
+}
+
+// Invalidate drops what this instance caches of a change another instance
+// recorded (an event it published).
+func (s *Service) Invalidate(e events.Event) {
+	if e.Kind == events.SettingChanged && e.Integration == Name {
+		s.changed.Remove(e.AccountID)
+	}
 }
 
 // changedCacheSize bounds the cache of the settings' change times.
@@ -236,6 +254,10 @@ func (s *Service) record(ctx context.Context, accountID, userID int64, key, from
 		OldValue: from, NewValue: auditJSON(after.Value), ChangedAt: after.UpdatedAt,
 	})
 	s.changed.Remove(accountID)
+	if err == nil && s.events != nil {
+		data, _ := json.Marshal(after)
+		events.Publish(ctx, s.events, events.Event{Kind: events.SettingChanged, AccountID: accountID, Integration: Name, Key: key, Data: data})
+	}
 	return err
 }
 

@@ -1,0 +1,205 @@
+package events_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ava/console/services/events"
+)
+
+func newHub(t *testing.T, origin string, tr events.Transport) (*events.Hub, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	h, err := events.New(origin, tr, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h, reg
+}
+
+// next waits for the subscription's next event.
+func next(t *testing.T, s *events.Subscription) events.Event {
+	t.Helper()
+	select {
+	case e, ok := <-s.Events():
+		if !ok {
+			t.Fatal("subscription closed, want an event")
+		}
+		return e
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event within 5 s")
+	}
+	return events.Event{}
+}
+
+func none(t *testing.T, s *events.Subscription, within time.Duration) {
+	t.Helper()
+	select {
+	case e, ok := <-s.Events():
+		if ok {
+			t.Fatalf("got %+v, want no event", e)
+		}
+		t.Fatal("subscription closed, want it open and quiet")
+	case <-time.After(within):
+	}
+}
+
+func TestEventsReachOnlyTheirAccount(t *testing.T) {
+	h, reg := newHub(t, "a", nil)
+	one, other := h.Subscribe(1), h.Subscribe(2)
+	defer one.Close()
+	defer other.Close()
+
+	h.Publish(context.Background(), events.Event{Kind: events.SettingChanged, AccountID: 1, Integration: "vapi", Key: "firstMessage"})
+	if e := next(t, one); e.Kind != events.SettingChanged || e.Key != "firstMessage" || e.Origin != "a" {
+		t.Errorf("account 1 got %+v", e)
+	}
+	none(t, other, 100*time.Millisecond)
+
+	// An event for every account (a breaker) reaches both.
+	h.Publish(context.Background(), events.Event{Kind: events.BreakerChanged, Upstream: "vapi", State: "open"})
+	if e := next(t, one); e.Kind != events.BreakerChanged {
+		t.Errorf("account 1 got %+v", e)
+	}
+	if e := next(t, other); e.Kind != events.BreakerChanged {
+		t.Errorf("account 2 got %+v", e)
+	}
+	if got := published(t, reg, "setting_changed"); got != 1 {
+		t.Errorf("ava_events_published_total{kind=setting_changed} = %v, want 1", got)
+	}
+}
+
+// published reads ava_events_published_total{kind} from reg.
+func published(t *testing.T, reg *prometheus.Registry, kind string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if mf.GetName() == "ava_events_published_total" && l.GetName() == "kind" && l.GetValue() == kind {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no ava_events_published_total{kind=%q}", kind)
+	return 0
+}
+
+func TestSubscriberThatFallsBehindIsLost(t *testing.T) {
+	h, _ := newHub(t, "a", nil)
+	slow := h.Subscribe(1)
+	for range events.SubscriptionBuffer + 1 {
+		h.Publish(context.Background(), events.Event{Kind: events.IntegrationChanged, AccountID: 1, Integration: "vapi"})
+	}
+	n := 0
+	for range slow.Events() {
+		n++
+	}
+	if n != events.SubscriptionBuffer || !slow.Lost() {
+		t.Errorf("read %d events then the end (lost %v), want %d and lost", n, slow.Lost(), events.SubscriptionBuffer)
+	}
+}
+
+func TestCloseEndsSubscriptions(t *testing.T) {
+	h, _ := newHub(t, "a", nil)
+	s := h.Subscribe(1)
+	h.Close()
+	if _, ok := <-s.Events(); ok || s.Lost() {
+		t.Errorf("after Close: open %v, lost %v; want closed, not lost", ok, s.Lost())
+	}
+	late := h.Subscribe(1)
+	if _, ok := <-late.Events(); ok {
+		t.Error("a subscription after Close is open")
+	}
+	s.Close() // twice is harmless
+}
+
+// TestEventsCrossInstancesThroughRedis runs two hubs over the machine's
+// Redis (REDIS_TEST_URL, default redis://127.0.0.1:6379/0; it runs on every
+// development and CI machine of this project).
+func TestEventsCrossInstancesThroughRedis(t *testing.T) {
+	url := os.Getenv("REDIS_TEST_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := redis.NewClient(opts)
+	defer func() { _ = client.Close() }()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	channel := "ava-test-" + hex.EncodeToString(b) + ":events"
+	log := slog.New(slog.DiscardHandler)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, _ := newHub(t, "a", events.NewRedis(client, channel, log))
+	bh, _ := newHub(t, "b", events.NewRedis(client, channel, log))
+	var invalidated []events.Event
+	seen := make(chan struct{}, 10)
+	bh.OnRemote(func(e events.Event) {
+		invalidated = append(invalidated, e)
+		seen <- struct{}{}
+	})
+	go a.Run(ctx)
+	go bh.Run(ctx)
+	onA, onB := a.Subscribe(7), bh.Subscribe(7)
+
+	// Wait until both are subscribed: publish until B hears one.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a.Publish(ctx, events.Event{Kind: events.IntegrationChanged, AccountID: 7, Integration: "vapi", State: "connected"})
+		select {
+		case e := <-onB.Events():
+			if e.Origin != "a" || e.State != "connected" {
+				t.Fatalf("B got %+v", e)
+			}
+		case <-time.After(100 * time.Millisecond):
+			if time.Now().Before(deadline) {
+				continue
+			}
+			t.Fatal("B never heard A's event through Redis")
+		}
+		break
+	}
+	<-seen
+	if len(invalidated) == 0 || invalidated[0].Integration != "vapi" {
+		t.Errorf("B's invalidators saw %+v", invalidated)
+	}
+	// A delivered its own events once each, locally (never again from Redis).
+	for len(onA.Events()) > 0 {
+		<-onA.Events()
+	}
+	a.Publish(ctx, events.Event{Kind: events.SettingChanged, AccountID: 7, Integration: "vapi", Key: "maxDurationSeconds"})
+	if e := next(t, onA); e.Key != "maxDurationSeconds" {
+		t.Errorf("A got %+v", e)
+	}
+	none(t, onA, 300*time.Millisecond)
+	for {
+		if e := next(t, onB); e.Kind == events.SettingChanged {
+			break
+		}
+	}
+
+	// A breaker is each instance's own: B never hears A's.
+	a.Publish(ctx, events.Event{Kind: events.BreakerChanged, Upstream: "vapi", State: "open"})
+	if e := next(t, onA); e.Kind != events.BreakerChanged {
+		t.Errorf("A got %+v", e)
+	}
+	none(t, onB, 300*time.Millisecond)
+}
