@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -180,14 +181,12 @@ func (in *instance) requestLogged(route string, status int) bool {
 	return logLineWith(in.c, `"msg":"request"`, `"route":"`+route+`"`, `"status":`+strconv.Itoa(status)) != ""
 }
 
-// TestSeveralInstances: two instances on one PostgreSQL database and one Redis, started at
-// the same moment, both migrate and become ready; what one instance issues (a session, a
-// form's CSRF token, signed in or out) the other accepts, also after a restart; and one
-// account's 40 concurrent listings of the Vapi settings, split across both, get exactly the
-// budget's 10, the 30 others refused with Retry-After.
-func TestSeveralInstances(t *testing.T) {
-	t.Parallel()
-	dsn := freshDatabase(t)
+// sharedInstances starts instances A and B on one fresh PostgreSQL database and one Redis
+// prefix, with one secret key and the same fake Vapi in their environment, and returns
+// them with the database's URL.
+func sharedInstances(t *testing.T) (instances []*instance, dsn string) {
+	t.Helper()
+	dsn = freshDatabase(t)
 	prefix := redisPrefix(t)
 	fake := newFakeVapi()
 	vapi := httptest.NewServer(fake)
@@ -211,7 +210,17 @@ func TestSeveralInstances(t *testing.T) {
 			withUpstream(v, unexpectedUpstream(t, v))(t, cfg)
 		}
 	}
-	instances := startInstances(t, cfg.env, "A", "B")
+	return startInstances(t, cfg.env, "A", "B"), dsn
+}
+
+// TestSeveralInstances: two instances on one PostgreSQL database and one Redis, started at
+// the same moment, both migrate and become ready; what one instance issues (a session, a
+// form's CSRF token, signed in or out) the other accepts, also after a restart; and one
+// account's 40 concurrent listings of the Vapi settings, split across both, get exactly the
+// budget's 10, the 30 others refused with Retry-After.
+func TestSeveralInstances(t *testing.T) {
+	t.Parallel()
+	instances, dsn := sharedInstances(t)
 	a, b := instances[0], instances[1]
 
 	// Both migrated the one database: each migration is recorded once.
@@ -385,4 +394,36 @@ func TestSeveralInstances(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// TestLiveUpdatesAcrossInstances: a page served by B shows, live, a change made through A
+// (the events cross through Redis), and B drops what it cached of it first.
+func TestLiveUpdatesAcrossInstances(t *testing.T) {
+	t.Parallel()
+	instances, _ := sharedInstances(t)
+	a, b := instances[0], instances[1]
+	page := newPage(t)
+	createOwner(t, page, a.c, ownerEmail, ownerPassword)
+	token := lastLine(a.c.cli(t, "", "token", "create", "--email", ownerEmail, "--name", "script"))
+	open(t, page, b.c, "/vapi")
+	expectSettingsList(t, page)
+	liveOpen(t, page, b.c)
+	markPage(t, page)
+
+	if res := a.c.api(t, http.MethodPut, "/api/v1/vapi/settings/max_call_duration", token, map[string]any{"value": 1500}); res.Status != http.StatusOK {
+		t.Fatalf("PUT through A: %d %s", res.Status, res.Body)
+	}
+	check(t, expect.Locator(settingValue(page, "max_call_duration")).ToHaveText(exactly("1500 seconds"), within()), "A's change on B's page")
+	check(t, expect.Locator(changesRegion(page)).ToContainText("1500"), "in Recent changes on B's page")
+
+	// The account's own credentials saved through A: B's Integrations page shows them at
+	// once, though B had cached the environment's a moment before.
+	open(t, page, b.c, "/integrations")
+	check(t, expect.Locator(page.Locator("#integration-vapi [data-testid=credential-source]")).ToContainText("From the server's environment"), "B: environment credentials")
+	if res := a.c.api(t, http.MethodPut, "/api/v1/integrations/vapi/credentials", token, map[string]any{"api_key": vapiKey, "assistant_id": vapiAssistantID}); res.Status != http.StatusOK {
+		t.Fatalf("connect through A: %d %s", res.Status, res.Body)
+	}
+	check(t, expect.Locator(page.Locator("#integration-vapi [data-testid=credential-source]")).ToHaveText(regexp.MustCompile(`This account's own`), within()),
+		"B's card shows the account's own credentials")
+	check(t, expect.Locator(getRole(page, "button", "Disconnect Vapi")).ToBeVisible(), "B's card offers Disconnect")
 }

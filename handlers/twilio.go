@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"time"
+
 	"context"
 
 	"github.com/gofiber/fiber/v2"
@@ -39,6 +41,9 @@ func (h *Handlers) numbersShow(c *fiber.Ctx) error {
 
 type numbersList struct {
 	Numbers []twilio.Number
+	// ReadAt is when Twilio listed them: the page refreshes on demand
+	// (Refresh), never by polling Twilio.
+	ReadAt time.Time
 }
 
 // numbersFragment lists the numbers, or says why there are none: Twilio not
@@ -61,7 +66,7 @@ func (h *Handlers) numbersFragment(c *fiber.Ctx) error {
 			"Buy or port a number in the Twilio console; it shows here as soon as Twilio lists it.",
 		))
 	}
-	return h.renderFragment(c, "fragments/numbers_list", numbersList{Numbers: numbers})
+	return h.renderFragment(c, "fragments/numbers_list", numbersList{Numbers: numbers, ReadAt: time.Now()})
 }
 
 type numberJSON struct {

@@ -12,9 +12,14 @@
 
   // Live updates (GET /events, htmx's SSE extension on <body>) swap regions
   // while the owner may be typing elsewhere: they never move focus.
+  // (The swap follows htmx:sseBeforeMessage at once; htmx:sseMessage would
+  // not reach the document after an outerHTML swap, so the flag clears on
+  // the next task.)
   var liveSwap = false;
-  document.addEventListener("htmx:sseBeforeMessage", function () { liveSwap = true; });
-  document.addEventListener("htmx:sseMessage", function () { liveSwap = false; });
+  document.addEventListener("htmx:sseBeforeMessage", function () {
+    liveSwap = true;
+    window.setTimeout(function () { liveSwap = false; }, 0);
+  });
 
   // Move focus to an error alert swapped into the page, so keyboard and
   // screen-reader users land on it.
