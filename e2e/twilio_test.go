@@ -83,6 +83,26 @@ func TestTwilioNumbersSkeletonThenEveryPage(t *testing.T) {
 		}
 	}
 	expectNoSecrets(t, page, c, acct.Token)
+
+	// The list says when Twilio was read; Refresh reads it again, in place, rather than
+	// anything polling Twilio.
+	readAt := region.Locator(".read-at")
+	check(t, expect.Locator(readAt).ToContainText("Read from Twilio at"), "the read time")
+	first, err := readAt.Locator("time").GetAttribute("datetime")
+	check(t, err, "read time's datetime")
+	time.Sleep(1100 * time.Millisecond) // the next read is a second later at least
+	fake.ResetRequests()
+	markPage(t, page)
+	res = expectResponse(t, page, "**/fragments/twilio/numbers", func() error { return getRole(page, "button", "Refresh").Click() })
+	if res.Status() != http.StatusOK {
+		t.Errorf("Refresh: status %d, want 200", res.Status())
+	}
+	check(t, expect.Locator(readAt.Locator("time")).Not().ToHaveAttribute("datetime", first), "a new read time after Refresh")
+	expectNumbers(t, page, acct.Numbers)
+	if n := len(fake.Requests()); n != 3 {
+		t.Errorf("Refresh made %d Twilio request(s), want the 3 pages again", n)
+	}
+	stillSamePage(t, page)
 }
 
 // A slow Twilio keeps the skeleton on screen while the call is in flight; one slower than

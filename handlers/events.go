@@ -139,6 +139,9 @@ func (h *Handlers) eventStream(c *fiber.Ctx) error {
 		return &services.Error{Code: services.ERATELIMIT, RetryAfter: 30 * time.Second, Message: "This account has " +
 			strconv.Itoa(h.streams.max) + " live-update streams open already, the most it may: close some console tabs, then reload."}
 	}
+	// Fiber's strings alias the request's buffers, which fasthttp reuses
+	// once the handler returns; the stream lives on.
+	session = strings.Clone(session)
 	s := &liveStream{
 		h: h, user: u, session: session, sessionID: account.SessionID(session), csrf: csrfToken(c),
 		// The stream outlives the handler: keep the request's values
