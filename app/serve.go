@@ -64,9 +64,12 @@ func serve(getenv env, logOut io.Writer) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing in-flight requests", slog.String("grace", shutdownGrace.String()))
+	started := time.Now()
 	if err := c.Shutdown(shutdownGrace); err != nil {
-		log.Error("shutdown did not finish cleanly", slog.Any("error", err))
+		log.Error("shutdown did not finish cleanly", slog.Any("error", err),
+			slog.Int("open_connections", int(c.App.Server().GetOpenConnectionsCount())))
 	}
+	log.Info("requests finished", slog.Duration("took", time.Since(started)))
 	if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {
 		log.Error("server stopped with an error", slog.Any("error", err))
 	}

@@ -31,9 +31,9 @@ type EventSource interface {
 
 // Live updates (GET /events): how the stream behaves.
 const (
-	// heartbeat is how often a quiet stream sends a comment, which also
-	// finds a browser gone and a session ended.
-	heartbeat = 15 * time.Second
+	// defaultHeartbeat is how often a quiet stream sends a comment, which
+	// also finds a browser gone and a session ended.
+	defaultHeartbeat = 15 * time.Second
 	// reconnectMillis is how soon a browser reconnects a stream that
 	// ended (the SSE retry field).
 	reconnectMillis = 1000
@@ -194,7 +194,7 @@ func (s *liveStream) run(w *bufio.Writer) {
 	if s.write(w, "retry: "+strconv.Itoa(reconnectMillis)+"\n: live updates for this page\n\n") != nil {
 		return
 	}
-	tick := time.NewTicker(heartbeat)
+	tick := time.NewTicker(s.h.heartbeat)
 	defer tick.Stop()
 	for {
 		select {
@@ -362,7 +362,7 @@ func (s *liveStream) send(w *bufio.Writer, msgs []message) error {
 // An error means the browser has gone.
 func (s *liveStream) write(w *bufio.Writer, text string) error {
 	if s.conn != nil {
-		_ = s.conn.SetWriteDeadline(time.Now().Add(2 * heartbeat))
+		_ = s.conn.SetWriteDeadline(time.Now().Add(2 * s.h.heartbeat))
 	}
 	if _, err := w.WriteString(text); err != nil {
 		return err

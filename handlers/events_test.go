@@ -3,7 +3,6 @@ package handlers_test
 import (
 	"bufio"
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,19 +15,6 @@ import (
 	"github.com/ava/console/services/upstream"
 	"github.com/ava/console/services/vapi/vapitest"
 )
-
-// served starts the app on a real local listener (a stream needs one:
-// app.Test waits for the whole body) and returns its address.
-func (a *testApp) served() string {
-	a.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	go func() { _ = a.app.Listener(ln) }()
-	a.t.Cleanup(func() { _ = a.console.Shutdown(5 * time.Second) })
-	return "http://" + ln.Addr().String()
-}
 
 // sseEvent is one event read from a stream.
 type sseEvent struct {
@@ -147,7 +133,7 @@ func TestLiveUpdatesStream(t *testing.T) {
 	a := newTestApp(t, withConfig(noLimitOnLists))
 	token := a.apiOwner(true)
 	a.connectAPI(token)
-	base := a.served()
+	base := "http://" + a.serve()
 
 	s := openStream(t, base, a.cookies["ava_session"])
 	if s.resp.StatusCode != http.StatusOK {
@@ -227,7 +213,7 @@ func TestLiveUpdatesBreaker(t *testing.T) {
 	}))
 	token := a.apiOwner(true)
 	a.connectAPI(token)
-	base := a.served()
+	base := "http://" + a.serve()
 	s := openStream(t, base, a.cookies["ava_session"])
 
 	a.vapi.FailMethod(http.MethodGet, 2, vapitest.Failure{Status: http.StatusInternalServerError, Message: "boom"})
@@ -264,13 +250,45 @@ func TestLiveUpdatesBreaker(t *testing.T) {
 	}
 }
 
+// TestLiveUpdatesSessionEndsElsewhere: a session that ends without this
+// instance hearing of it (expired, or signed out on an instance with no
+// events between them) ends the stream at a heartbeat, with the notice.
+func TestLiveUpdatesSessionEndsElsewhere(t *testing.T) {
+	a := newTestApp(t, withConfig(func(c *handlers.Config) { c.Heartbeat = 200 * time.Millisecond }))
+	a.apiOwner(true)
+	base := "http://" + a.serve()
+	session := a.cookies["ava_session"]
+	s := openStream(t, base, session)
+	if s.resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /events: %d", s.resp.StatusCode)
+	}
+	other, err := a.restart() // the same database, another hub: no event reaches a
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.accounts.EndSession(context.Background(), session); err != nil {
+		t.Fatal(err)
+	}
+	s.next("signed-out")
+	s.waitEnded(time.Second)
+	s.mu.Lock()
+	heartbeats := len(s.comments)
+	s.mu.Unlock()
+	if heartbeats < 3 {
+		t.Errorf("%d comments before the end, want the retry line and heartbeats", heartbeats)
+	}
+	if !strings.Contains(a.logs.String(), `"reason":"session ended"`) {
+		t.Error("no log line says the stream ended with its session")
+	}
+}
+
 // TestLiveUpdatesLimits: an account's open streams are capped with a clear
 // refusal, and stopping the server ends the streams at once rather than
 // holding the graceful stop.
 func TestLiveUpdatesLimits(t *testing.T) {
 	a := newTestApp(t, withConfig(func(c *handlers.Config) { c.MaxStreams = 2 }))
 	a.apiOwner(true)
-	base := a.served()
+	base := "http://" + a.serve()
 	session := a.cookies["ava_session"]
 	s1, s2 := openStream(t, base, session), openStream(t, base, session)
 	third := openStream(t, base, session)

@@ -73,6 +73,9 @@ type Config struct {
 	// MaxStreams is the most live-update streams (GET /events) one
 	// account may hold open on this instance (20 when 0).
 	MaxStreams int
+	// Heartbeat is how often a quiet stream sends a comment and checks
+	// its session (15 s when 0).
+	Heartbeat time.Duration
 	// TrustedProxies are the reverse proxies (TRUSTED_PROXIES) whose
 	// X-Forwarded-For names the client (clientIP); none by default.
 	TrustedProxies []netip.Prefix
@@ -125,8 +128,9 @@ type Handlers struct {
 	// flashes are the toasts a redirect may leave for the next page.
 	flashes map[string]flash
 
-	events  EventSource
-	streams *streams
+	events    EventSource
+	streams   *streams
+	heartbeat time.Duration
 }
 
 // NewApp builds the console's Fiber application: middleware, routes, views.
@@ -155,6 +159,9 @@ func NewApp(d Deps) (*fiber.App, error) {
 		calendar: d.Calendar, flashes: flashes(d.Integrations.Specs()),
 	}
 	h.rates = d.Config.Limiter
+	if h.heartbeat = d.Config.Heartbeat; h.heartbeat <= 0 {
+		h.heartbeat = defaultHeartbeat
+	}
 	if h.events = d.Events; h.events == nil {
 		hub, err := events.New("app", nil, nil)
 		if err != nil {
@@ -190,6 +197,10 @@ func NewApp(d Deps) (*fiber.App, error) {
 	})
 	app.Server().ErrorHandler = h.serverError(app)
 	app.Server().SecureErrorLogMessage = true
+	// Answers given while stopping close their connection, so that
+	// browsers (an EventSource reconnecting, above all) take their next
+	// request elsewhere instead of keeping this instance's connection busy.
+	app.Server().CloseOnShutdown = true
 	h.middleware(app)
 	h.routes(app)
 	warmRender(app)

@@ -34,7 +34,8 @@ func (a *testApp) raw(req *http.Request) (*http.Response, string) {
 }
 
 // serve serves the app on a real listener (what fasthttp refuses while
-// reading a request makes app.Test fail) and returns its address.
+// reading a request makes app.Test fail; a live-update stream never ends
+// for app.Test) and returns its address.
 func (a *testApp) serve() string {
 	a.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -42,7 +43,7 @@ func (a *testApp) serve() string {
 		a.t.Fatal(err)
 	}
 	go func() { _ = a.app.Listener(ln) }()
-	a.t.Cleanup(func() { _ = a.app.ShutdownWithTimeout(2 * time.Second) })
+	a.t.Cleanup(func() { _ = a.console.Shutdown(2 * time.Second) })
 	return ln.Addr().String()
 }
 
