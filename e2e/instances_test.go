@@ -407,7 +407,7 @@ func TestLiveUpdatesAcrossInstances(t *testing.T) {
 	token := lastLine(a.c.cli(t, "", "token", "create", "--email", ownerEmail, "--name", "script"))
 	open(t, page, b.c, "/vapi")
 	expectSettingsList(t, page)
-	liveOpen(t, page, b.c)
+	liveOpen(t, page)
 	markPage(t, page)
 
 	if res := a.c.api(t, http.MethodPut, "/api/v1/vapi/settings/max_call_duration", token, map[string]any{"value": 1500}); res.Status != http.StatusOK {

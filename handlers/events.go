@@ -133,6 +133,12 @@ func (h *Handlers) eventStream(c *fiber.Ctx) error {
 	u, _ := currentUser(c)
 	session, _ := c.Locals(localSession).(string)
 	if session == "" {
+		if c.Cookies(h.sessionCookieName()) != "" {
+			// A page whose session ended while its stream was down (the
+			// browser reconnects with the old cookie): a refusal would only
+			// be retried, unread; the page is told, and stops.
+			return h.signedOutStream(c)
+		}
 		return services.Errorf(services.EUNAUTHORIZED, "Sign in to receive live updates: they are for signed-in browsers.")
 	}
 	if !h.streams.acquire(u.AccountID) {
@@ -144,9 +150,10 @@ func (h *Handlers) eventStream(c *fiber.Ctx) error {
 	session = strings.Clone(session)
 	s := &liveStream{
 		h: h, user: u, session: session, sessionID: account.SessionID(session), csrf: csrfToken(c),
-		// The stream outlives the handler: keep the request's values
-		// (correlation id, account) for the logs, not its end.
-		ctx:   context.WithoutCancel(c.UserContext()),
+		// The stream outlives the request: a context of its own, with
+		// copies of the request's values for the logs.
+		ctx: services.WithAccountID(services.WithCorrelationID(context.Background(),
+			strings.Clone(services.CorrelationID(c.UserContext()))), u.AccountID),
 		conn:  c.Context().Conn(),
 		sub:   h.events.Subscribe(u.AccountID),
 		start: time.Now(),
@@ -157,6 +164,18 @@ func (h *Handlers) eventStream(c *fiber.Ctx) error {
 	c.Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
 	c.Context().SetBodyStreamWriter(s.run)
 	return nil
+}
+
+// signedOutStream answers a stream that is over before it starts: the
+// signed-out notice, then the end.
+func (h *Handlers) signedOutStream(c *fiber.Ctx) error {
+	var b strings.Builder
+	if err := components.SignedOutNotice().Render(c.UserContext(), &b); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "text/event-stream; charset=utf-8")
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.SendString(sseMessages([]message{{eventSignedOut, b.String()}}))
 }
 
 // liveStream is one open stream.
@@ -178,8 +197,9 @@ type liveStream struct {
 	was map[string]integrations.Status
 }
 
-// run writes the stream (fasthttp calls it in a goroutine of its own once
-// the handler returned).
+// run writes the stream, in a goroutine of its own that fasthttp starts at
+// SetBodyStreamWriter and that outlives the request: it touches nothing of
+// the fiber.Ctx. Its writes wait until the server sends the response.
 func (s *liveStream) run(w *bufio.Writer) {
 	defer s.h.streams.release(s.user.AccountID)
 	defer s.sub.Close()
@@ -250,7 +270,7 @@ func (s *liveStream) messages(e events.Event) []message {
 	switch e.Kind {
 	case events.SettingChanged:
 		var setting vapi.Setting
-		if e.Integration == vapi.Name && json.Unmarshal(e.Data, &setting) == nil && setting.Key == e.Key {
+		if e.AccountID == s.user.AccountID && e.Integration == vapi.Name && json.Unmarshal(e.Data, &setting) == nil && setting.Key == e.Key {
 			region(eventSetting(e.Integration, e.Key), components.SettingRowView(components.SettingRow{Setting: setting, CSRF: s.csrf}))
 		}
 		if s.h.vapi != nil {
@@ -288,7 +308,7 @@ func (s *liveStream) messages(e events.Event) []message {
 // connectionChange reports whether an integration event changes the
 // connection itself (not only how its calls fare).
 func connectionChange(state string) bool {
-	return state == "connected" || state == "disconnected" || state == "needs_reconnect"
+	return state == integrations.StateConnected || state == integrations.StateDisconnected || state == integrations.StateNeedsReconnect
 }
 
 // toasts say which integrations started failing or recovered since the
@@ -342,19 +362,27 @@ func (s *liveStream) send(w *bufio.Writer, msgs []message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	return s.write(w, sseMessages(msgs))
+}
+
+// sseMessages frames messages as Server-Sent Events.
+func sseMessages(msgs []message) string {
 	var b strings.Builder
 	for _, m := range msgs {
 		b.WriteString("event: ")
 		b.WriteString(m.name)
 		b.WriteByte('\n')
-		for line := range strings.SplitSeq(m.data, "\n") {
+		// A browser ends an SSE line at CR, LF or CRLF: any of them in
+		// the HTML (a value typed with a bare CR) starts a new data line.
+		data := strings.ReplaceAll(strings.ReplaceAll(m.data, "\r\n", "\n"), "\r", "\n")
+		for line := range strings.SplitSeq(data, "\n") {
 			b.WriteString("data: ")
-			b.WriteString(strings.TrimSuffix(line, "\r"))
+			b.WriteString(line)
 			b.WriteByte('\n')
 		}
 		b.WriteByte('\n')
 	}
-	return s.write(w, b.String())
+	return b.String()
 }
 
 // write sends text at once. The connection's write deadline moves with

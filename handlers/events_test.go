@@ -40,6 +40,8 @@ func openStream(t *testing.T, base, session string) *stream {
 		t.Fatal(err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	// Asked for explicitly, net/http would not undo a compression silently.
+	req.Header.Set("Accept-Encoding", "gzip, deflate, br")
 	if session != "" {
 		req.AddCookie(&http.Cookie{Name: "ava_session", Value: session})
 	}
@@ -162,6 +164,9 @@ func TestLiveUpdatesStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := openStream(t, base, otherSession)
+	if o.resp.StatusCode != http.StatusOK {
+		t.Fatalf("the other account's stream: %d", o.resp.StatusCode)
+	}
 
 	resp, body := a.vapiCall(token, http.MethodPut, "/api/v1/vapi/settings/max_call_duration", `{"value": 840}`)
 	if resp.StatusCode != http.StatusOK {
@@ -181,6 +186,16 @@ func TestLiveUpdatesStream(t *testing.T) {
 	if !strings.Contains(sections, "Vapi settings") {
 		t.Errorf("home sections:\n%s", sections)
 	}
+	// A bare CR in a value (a line end to a browser's SSE parser) cannot cut the
+	// HTML or start a field of its own.
+	resp, body = a.vapiCall(token, http.MethodPut, "/api/v1/vapi/settings/greeting_message", `{"value": "Hello\revent: evil\rthere"}`)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT greeting: %d %s", resp.StatusCode, body)
+	}
+	greeting := s.next("vapi-setting-greeting_message")
+	if strings.Contains(greeting, "\r") || !strings.Contains(greeting, "there") {
+		t.Errorf("the greeting's row: %q", greeting)
+	}
 	o.quiet("vapi-setting-max_call_duration", 500*time.Millisecond)
 	o.quiet("vapi-changes", 10*time.Millisecond)
 
@@ -192,7 +207,8 @@ func TestLiveUpdatesStream(t *testing.T) {
 	}
 
 	// Signing out ends the stream, with the notice.
-	s2 := openStream(t, base, a.cookies["ava_session"])
+	session := a.cookies["ava_session"]
+	s2 := openStream(t, base, session)
 	a.postForm("/logout", nil)
 	if notice := s.next("signed-out"); !strings.Contains(notice, "signed out") {
 		t.Errorf("signed-out notice: %q", notice)
@@ -200,6 +216,15 @@ func TestLiveUpdatesStream(t *testing.T) {
 	s.waitEnded(2 * time.Second)
 	s2.next("signed-out")
 	s2.waitEnded(2 * time.Second)
+
+	// A page reconnecting with the ended session's cookie is told, in a stream (an
+	// EventSource reads nothing of a refusal), and not kept.
+	stale := openStream(t, base, session)
+	if stale.resp.StatusCode != http.StatusOK {
+		t.Fatalf("reconnect with an ended session: %d, want 200 with the notice", stale.resp.StatusCode)
+	}
+	stale.next("signed-out")
+	stale.waitEnded(time.Second)
 	if !strings.Contains(a.logs.String(), `"reason":"signed out"`) {
 		t.Error("no log line says the stream ended because the session was signed out")
 	}

@@ -23,8 +23,53 @@
 
   // Move focus to an error alert swapped into the page, so keyboard and
   // screen-reader users land on it.
+  // A region fetched again because of the stream (reconnected, or told its
+  // integration's connection changed) is a live swap too.
+  function liveRequest(detail) {
+    var cfg = detail && detail.requestConfig;
+    var type = cfg && cfg.triggeringEvent && cfg.triggeringEvent.type;
+    return !!type && (type === "ava:live-resumed" || type.indexOf("sse:") === 0);
+  }
+
+  // A field the owner has typed into and not saved.
+  function dirty(root) {
+    var fields = root.querySelectorAll ? root.querySelectorAll("input, textarea, select") : [];
+    for (var i = 0; i < fields.length; i++) {
+      var f = fields[i];
+      if (f.type === "hidden") continue;
+      if (f.tagName === "SELECT") {
+        for (var j = 0; j < f.options.length; j++) {
+          if (f.options[j].selected !== f.options[j].defaultSelected) return true;
+        }
+      } else if (f.type === "checkbox" || f.type === "radio") {
+        if (f.checked !== f.defaultChecked) return true;
+      } else if (f.value !== f.defaultValue) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // What arrives live never replaces what the owner is typing: a setting's
+  // row then takes only its current value (the field keeps the typing), a
+  // card or region is left for the next look.
+  document.addEventListener("htmx:sseBeforeMessage", function (e) {
+    var target = e.target;
+    if (!target || !dirty(target)) return;
+    e.preventDefault();
+    if (!target.classList.contains("setting-row")) return;
+    var tpl = document.createElement("template");
+    tpl.innerHTML = e.detail.data;
+    var fresh = tpl.content.querySelector(".setting-current");
+    var current = target.querySelector(".setting-current");
+    if (fresh && current) current.replaceWith(fresh);
+  });
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    if (liveRequest(e.detail) && e.detail.target && dirty(e.detail.target)) e.detail.shouldSwap = false;
+  });
+
   document.addEventListener("htmx:afterSwap", function (e) {
-    if (liveSwap) return;
+    if (liveSwap || liveRequest(e.detail)) return;
     var target = e.detail.target;
     if (!target || !target.querySelector) return;
     // An outerHTML swap replaces the target: look for its successor by id.
@@ -86,25 +131,30 @@
   // themselves again (hx-trigger "ava:live-resumed from:body"), so nothing
   // missed meanwhile stays stale. A stream the server ended with
   // "signed-out" is closed for good, and the notice says so instead.
+  // #live-status says the stream's state in data-live: open, paused or
+  // closed.
   var streamLost = false;
-  function paused(show) {
-    var p = document.querySelector("#live-status .live-paused");
-    if (p) p.hidden = !show;
+  function live(state) {
+    var status = document.getElementById("live-status");
+    if (!status) return;
+    status.setAttribute("data-live", state);
+    var p = status.querySelector(".live-paused");
+    if (p) p.hidden = state !== "paused";
   }
   document.addEventListener("htmx:sseError", function () {
     streamLost = true;
-    paused(true);
+    live("paused");
   });
   document.addEventListener("htmx:sseOpen", function () {
-    paused(false);
+    live("open");
     if (streamLost) {
       streamLost = false;
       window.htmx.trigger(document.body, "ava:live-resumed");
     }
   });
-  document.addEventListener("htmx:sseClose", function () { paused(false); });
+  document.addEventListener("htmx:sseClose", function () { live("closed"); });
   // Leaving the page ends its stream: that is no error to show.
-  window.addEventListener("pagehide", function () { streamLost = false; paused(false); });
+  window.addEventListener("pagehide", function () { streamLost = false; live("closed"); });
 
   // Toasts leave on their own after a while; the live region has announced
   // them by then.

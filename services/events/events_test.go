@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,4 +203,103 @@ func TestEventsCrossInstancesThroughRedis(t *testing.T) {
 		t.Errorf("A got %+v", e)
 	}
 	none(t, onB, 300*time.Millisecond)
+}
+
+// TestRedisReconnectResyncs: when the subscription's connection is lost,
+// go-redis subscribes again and the hub closes its subscriptions as lost
+// (events may have been missed), then delivers again.
+func TestRedisReconnectResyncs(t *testing.T) {
+	url := os.Getenv("REDIS_TEST_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "ava-test-" + hex.EncodeToString(b)
+	opts.ClientName = name
+	client := redis.NewClient(opts)
+	defer func() { _ = client.Close() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h, _ := newHub(t, "a", events.NewRedis(client, name+":events", slog.New(slog.DiscardHandler)))
+	other, _ := newHub(t, "b", events.NewRedis(client, name+":events", slog.New(slog.DiscardHandler)))
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	go other.Run(ctx)
+	s := h.Subscribe(3)
+	waitHeard(t, other, s)
+
+	// Drop a's subscriber connection (and b's: both are this client's).
+	list, err := client.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for line := range strings.SplitSeq(list, "\n") {
+		if strings.Contains(line, "name="+name) && strings.Contains(line, "cmd=subscribe") {
+			for field := range strings.FieldsSeq(line) {
+				if id, ok := strings.CutPrefix(field, "id="); ok {
+					if err := client.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err == nil {
+						killed++
+					}
+				}
+			}
+		}
+	}
+	if killed == 0 {
+		t.Fatalf("no subscriber connection of %s found in CLIENT LIST:\n%s", name, list)
+	}
+	select {
+	case _, ok := <-drain(s):
+		if ok || !s.Lost() {
+			t.Fatalf("after the reconnect: open %v, lost %v; want closed as lost", ok, s.Lost())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscription was not resynced within 10 s of losing Redis")
+	}
+	again := h.Subscribe(3)
+	waitHeard(t, other, again)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+}
+
+// waitHeard publishes on from until s hears one (both hubs subscribed).
+func waitHeard(t *testing.T, from *events.Hub, s *events.Subscription) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		from.Publish(context.Background(), events.Event{Kind: events.IntegrationChanged, AccountID: 3, Integration: "vapi", State: "ok"})
+		select {
+		case e, ok := <-s.Events():
+			if !ok {
+				t.Fatal("subscription closed")
+			}
+			if e.Origin == "b" {
+				return
+			}
+		case <-time.After(100 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("no event through Redis within 5 s")
+			}
+		}
+	}
+}
+
+// drain reads s until it ends and passes its end on.
+func drain(s *events.Subscription) <-chan events.Event {
+	out := make(chan events.Event)
+	go func() {
+		for range s.Events() {
+		}
+		close(out)
+	}()
+	return out
 }

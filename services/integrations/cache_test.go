@@ -9,6 +9,7 @@ import (
 
 	"github.com/ava/console/services"
 	"github.com/ava/console/services/cache"
+	"github.com/ava/console/services/events"
 	"github.com/ava/console/services/integrations"
 )
 
@@ -152,5 +153,101 @@ func TestResolvedIsACopy(t *testing.T) {
 	again, err := r.Resolve(ctx, id, "acme")
 	if err != nil || again.Values["key"] != acmeSecret || again.Hints["key"] == "changed" {
 		t.Fatalf("after changing a result: %+v %v", again, err)
+	}
+}
+
+// linked carries the events of one hub to another, as Redis does between
+// instances.
+type linked struct {
+	mu      sync.Mutex
+	deliver []func(events.Event)
+}
+
+func (l *linked) Send(_ context.Context, e events.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, d := range l.deliver {
+		d(e)
+	}
+}
+
+func (l *linked) Run(ctx context.Context, deliver func(events.Event), _ func()) {
+	l.mu.Lock()
+	l.deliver = append(l.deliver, deliver)
+	l.mu.Unlock()
+	<-ctx.Done()
+}
+
+// With events between instances, credentials connected or removed on one
+// reach the other at once (it forgets what it cached when it hears), and
+// the instances' outcomes of calls do not set each other off: each writes
+// its unchanged outcome at most once a HealthRefresh.
+func TestEventsInvalidateAcrossInstances(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := newStore(t)
+	link := &linked{}
+	hubs := make([]*events.Hub, 2)
+	regs := make([]*integrations.Registry, 2)
+	clk := &clock{now: time.Now().UTC()}
+	for i := range hubs {
+		h, err := events.New(string(rune('a'+i)), link, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hubs[i] = h
+		if regs[i], err = integrations.NewRegistry(s.DB, s.sealer, integrations.Options{Now: clk.Now, Events: h}, acme()); err != nil {
+			t.Fatal(err)
+		}
+		h.OnRemote(regs[i].Invalidate)
+		go h.Run(ctx)
+	}
+	for {
+		link.mu.Lock()
+		n := len(link.deliver)
+		link.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	id := s.account(t)
+	source := func(r *integrations.Registry) string {
+		t.Helper()
+		conn, err := r.Resolve(ctx, id, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn.Source
+	}
+	if source(regs[1]) != "" {
+		t.Fatal("configured before connecting")
+	}
+	if _, err := regs[0].Connect(ctx, id, "acme", acmeValues(acmeSecret)); err != nil {
+		t.Fatal(err)
+	}
+	if got := source(regs[1]); got != integrations.SourceAccount {
+		t.Errorf("the other instance, told by the event: source %q, want the account's at once", got)
+	}
+
+	ok := func(context.Context, integrations.Resolved) error { return nil }
+	for range 3 { // each instance learns the outcome once
+		for _, r := range regs {
+			if err := r.Use(ctx, id, "acme", ok); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before := s.Writes()
+	for range 5 {
+		for _, r := range regs {
+			if err := r.Use(ctx, id, "acme", ok); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := s.Writes() - before; n != 0 {
+		t.Errorf("alternating successful calls on two instances wrote %d times, want none", n)
 	}
 }

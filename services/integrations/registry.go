@@ -480,9 +480,19 @@ func (r *Registry) replace(ctx context.Context, accountID int64, i Integration, 
 		rep.Replaced(previous, saved)
 	}
 	r.record(ctx, accountID, name, nil)
-	r.changed(ctx, accountID, name, "connected")
+	r.changed(ctx, accountID, name, StateConnected)
 	return saved, nil
 }
+
+// The states of an events.IntegrationChanged.
+const (
+	StateConnected      = "connected"
+	StateDisconnected   = "disconnected"
+	StateCredentials    = "credentials"     // refreshed by the provider
+	StateNeedsReconnect = "needs_reconnect" // the grant no longer works
+	StateOK             = "ok"              // calls succeed again (or the first outcome known here)
+	StateFailing        = "failing"         // the last call failed
+)
 
 // changed tells the events hub that an account's integration changed.
 func (r *Registry) changed(ctx context.Context, accountID int64, name, state string) {
@@ -490,10 +500,13 @@ func (r *Registry) changed(ctx context.Context, accountID int64, name, state str
 }
 
 // Invalidate drops what this instance keeps of an account's integration
-// that another instance changed (an event it published): the next read is
-// from the database.
+// whose credentials another instance changed (an event it published): the
+// next read is from the database. Another instance's outcome of a call
+// changes nothing kept here (its status reads the health it wrote), and
+// must not: forgetting would make the next call here write and publish
+// again, and the instances would set each other off.
 func (r *Registry) Invalidate(e events.Event) {
-	if e.Kind == events.IntegrationChanged && e.AccountID != 0 {
+	if e.Kind == events.IntegrationChanged && e.AccountID != 0 && e.State != StateOK && e.State != StateFailing {
 		r.forget(e.AccountID, e.Integration)
 	}
 }
@@ -533,7 +546,7 @@ func (r *Registry) Disconnect(ctx context.Context, accountID int64, name string)
 		rep.Replaced(conn, Resolved{})
 	}
 	r.opts.Log.InfoContext(ctx, "integration credentials removed", slog.String("integration", name))
-	r.changed(ctx, accountID, name, "disconnected")
+	r.changed(ctx, accountID, name, StateDisconnected)
 	return nil
 }
 
@@ -572,9 +585,9 @@ func (r *Registry) Refresh(ctx context.Context, accountID int64, name string, wa
 	if err != nil {
 		return Resolved{}, false, err
 	}
-	state := "credentials"
+	state := StateCredentials
 	if rc, ok := i.(Reconnecter); ok && rc.NeedsReconnect(saved) != "" {
-		state = "needs_reconnect"
+		state = StateNeedsReconnect
 	}
 	r.changed(ctx, accountID, name, state)
 	return saved, true, nil
@@ -723,9 +736,9 @@ func (r *Registry) recordOutcome(ctx context.Context, accountID int64, name stri
 	}
 	r.recorded.Add(key, msg, gen, now)
 	if !known || last != msg {
-		state := "ok"
+		state := StateOK
 		if callErr != nil {
-			state = "failing"
+			state = StateFailing
 		}
 		r.changed(ctx, accountID, name, state)
 	}
