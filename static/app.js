@@ -11,18 +11,8 @@
   if (window.htmx) document.documentElement.classList.add("htmx-on");
 
   // Live updates (GET /events, htmx's SSE extension on <body>) swap regions
-  // while the owner may be typing elsewhere: they never move focus.
-  // (The swap follows htmx:sseBeforeMessage at once; htmx:sseMessage would
-  // not reach the document after an outerHTML swap, so the flag clears on
-  // the next task.)
-  var liveSwap = false;
-  document.addEventListener("htmx:sseBeforeMessage", function () {
-    liveSwap = true;
-    window.setTimeout(function () { liveSwap = false; }, 0);
-  });
-
-  // Move focus to an error alert swapped into the page, so keyboard and
-  // screen-reader users land on it.
+  // while the owner may be typing elsewhere: they never move focus. Their
+  // swaps come from no request (no xhr in the event).
   // A region fetched again because of the stream (reconnected, or told its
   // integration's connection changed) is a live swap too.
   function liveRequest(detail) {
@@ -69,7 +59,7 @@
   });
 
   document.addEventListener("htmx:afterSwap", function (e) {
-    if (liveSwap || liveRequest(e.detail)) return;
+    if (!e.detail.xhr || liveRequest(e.detail)) return;
     var target = e.detail.target;
     if (!target || !target.querySelector) return;
     // An outerHTML swap replaces the target: look for its successor by id.
