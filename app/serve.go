@@ -69,7 +69,7 @@ func serve(getenv env, logOut io.Writer) error {
 		log.Error("shutdown did not finish cleanly", slog.Any("error", err),
 			slog.Int("open_connections", int(c.App.Server().GetOpenConnectionsCount())))
 	}
-	log.Info("requests finished", slog.Duration("took", time.Since(started)))
+	log.Info("requests finished", slog.Float64("took_ms", float64(time.Since(started).Microseconds())/1000))
 	if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {
 		log.Error("server stopped with an error", slog.Any("error", err))
 	}
