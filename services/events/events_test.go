@@ -128,10 +128,11 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 	s.Close() // twice is harmless
 }
 
-// TestEventsCrossInstancesThroughRedis runs two hubs over the machine's
-// Redis (REDIS_TEST_URL, default redis://127.0.0.1:6379/0; it runs on every
-// development and CI machine of this project).
-func TestEventsCrossInstancesThroughRedis(t *testing.T) {
+// redisOptions are those of the machine's Redis (REDIS_TEST_URL, default
+// redis://127.0.0.1:6379/0; it runs on every development and CI machine of
+// this project).
+func redisOptions(t *testing.T) *redis.Options {
+	t.Helper()
 	url := os.Getenv("REDIS_TEST_URL")
 	if url == "" {
 		url = "redis://127.0.0.1:6379/0"
@@ -140,6 +141,12 @@ func TestEventsCrossInstancesThroughRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return opts
+}
+
+// TestEventsCrossInstancesThroughRedis runs two hubs over the machine's Redis.
+func TestEventsCrossInstancesThroughRedis(t *testing.T) {
+	opts := redisOptions(t)
 	client := redis.NewClient(opts)
 	defer func() { _ = client.Close() }()
 	b := make([]byte, 6)
@@ -209,14 +216,7 @@ func TestEventsCrossInstancesThroughRedis(t *testing.T) {
 // go-redis subscribes again and the hub closes its subscriptions as lost
 // (events may have been missed), then delivers again.
 func TestRedisReconnectResyncs(t *testing.T) {
-	url := os.Getenv("REDIS_TEST_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts := redisOptions(t)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := "ava-test-" + hex.EncodeToString(b)

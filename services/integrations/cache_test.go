@@ -101,14 +101,7 @@ func TestCredentialsChangeOnEveryInstance(t *testing.T) {
 	clk1, clk2 := &clock{now: time.Now()}, &clock{now: time.Now()}
 	r1, r2 := s.registryAt(t, clk1, acme()), s.registryAt(t, clk2, acme())
 	id := s.account(t)
-	source := func(r *integrations.Registry) string {
-		t.Helper()
-		conn, err := r.Resolve(ctx, id, "acme")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return conn.Source
-	}
+	source := func(r *integrations.Registry) string { return acmeSource(t, r, id) }
 	if source(r1) != "" || source(r2) != "" {
 		t.Fatal("configured before connecting")
 	}
@@ -133,6 +126,16 @@ func TestCredentialsChangeOnEveryInstance(t *testing.T) {
 	if got := source(r1); got != "" {
 		t.Errorf("the other instance, %s later: source %q", cache.Staleness, got)
 	}
+}
+
+// acmeSource is where r resolves the account's acme credentials from.
+func acmeSource(t *testing.T, r *integrations.Registry, id int64) string {
+	t.Helper()
+	conn, err := r.Resolve(context.Background(), id, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn.Source
 }
 
 // What Resolve returns is the caller's: changing it changes nothing kept.
@@ -213,14 +216,7 @@ func TestEventsInvalidateAcrossInstances(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	id := s.account(t)
-	source := func(r *integrations.Registry) string {
-		t.Helper()
-		conn, err := r.Resolve(ctx, id, "acme")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return conn.Source
-	}
+	source := func(r *integrations.Registry) string { return acmeSource(t, r, id) }
 	if source(regs[1]) != "" {
 		t.Fatal("configured before connecting")
 	}
