@@ -65,7 +65,13 @@ func serve(getenv env, logOut io.Writer) error {
 	}
 	log.Info("shutting down: finishing in-flight requests", slog.String("grace", shutdownGrace.String()))
 	started := time.Now()
-	if err := c.Shutdown(shutdownGrace); err != nil {
+	// Connections a browser opened ahead of need and never used would hold
+	// the stop for the whole grace: close them while it waits.
+	unusedDone := make(chan struct{})
+	go closeUnused(ln, log, unusedDone)
+	err = c.Shutdown(shutdownGrace)
+	close(unusedDone)
+	if err != nil {
 		log.Error("shutdown did not finish cleanly", slog.Any("error", err),
 			slog.Int("open_connections", int(c.App.Server().GetOpenConnectionsCount())))
 	}
@@ -77,6 +83,25 @@ func serve(getenv env, logOut io.Writer) error {
 	return nil
 }
 
+// closeUnused closes, until done, the connections that have sent nothing
+// for a second (listener.CloseUnused).
+func closeUnused(ln *listener.Listener, log *slog.Logger, done <-chan struct{}) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	closed := 0
+	for {
+		select {
+		case <-done:
+			if closed > 0 {
+				log.Info("closed connections that sent nothing", slog.Int("count", closed))
+			}
+			return
+		case <-tick.C:
+			closed += ln.CloseUnused(time.Second)
+		}
+	}
+}
+
 // guard keeps the server alive when descriptors run out: accept errors such
 // as EMFILE are retried with a back-off instead of ending Serve, the open
 // connections stay under half the descriptor limit (the next ones are
@@ -84,7 +109,7 @@ func serve(getenv env, logOut io.Writer) error {
 // most listener.DefaultMaxConnsPerIP of them (429). fasthttp's own
 // Concurrency cap is a backstop a quarter above: it only counts a closed
 // connection out a little after the listener does.
-func guard(c *console.Console, tcp net.Listener) (ln net.Listener, maxConns, perIP int) {
+func guard(c *console.Console, tcp net.Listener) (ln *listener.Listener, maxConns, perIP int) {
 	maxConns, perIP = listener.Limits(listener.FDLimit())
 	c.App.Server().Concurrency = maxConns + maxConns/4
 	return listener.New(tcp, listener.Options{

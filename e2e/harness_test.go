@@ -241,8 +241,7 @@ func (c *console) stop(t testing.TB) {
 				t.Errorf("console did not shut down cleanly after SIGTERM: %v", c.waitErr)
 			}
 		case <-time.After(shutdownTimeout):
-			c.kill()
-			t.Errorf("console did not exit within %s of SIGTERM; killed it", shutdownTimeout)
+			t.Errorf("console did not exit within %s of SIGTERM; killed it. Its goroutines:\n%s", shutdownTimeout, c.hung())
 		}
 	}
 	if t.Failed() {
@@ -253,6 +252,24 @@ func (c *console) stop(t testing.TB) {
 func (c *console) kill() {
 	_ = c.cmd.Process.Kill()
 	<-c.exited
+}
+
+// hung ends a console that did not exit after SIGTERM: SIGQUIT first, so that the Go
+// runtime writes every goroutine's stack to the log (where it stands is the bug), then
+// SIGKILL. It returns those stacks.
+func (c *console) hung() string {
+	before := len(c.logs())
+	_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-c.exited:
+	case <-time.After(2 * time.Second):
+		c.kill()
+	}
+	logs := c.logs()
+	if len(logs) < before {
+		return ""
+	}
+	return logs[before:]
 }
 
 // logs returns everything the server has written so far (JSON lines with LOG_FORMAT=json).

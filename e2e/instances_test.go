@@ -161,8 +161,7 @@ func (in *instance) restart(t *testing.T) {
 			t.Fatalf("%s did not shut down cleanly: %v\n%s", in.name, old.waitErr, tail(old.logs(), failureLogLines))
 		}
 	case <-time.After(shutdownTimeout):
-		old.kill()
-		t.Fatalf("%s did not exit within %s of SIGTERM", in.name, shutdownTimeout)
+		t.Fatalf("%s did not exit within %s of SIGTERM. Its goroutines:\n%s", in.name, shutdownTimeout, old.hung())
 	}
 	c, err := launch(old.Dir, in.env, in.port)
 	if err != nil {

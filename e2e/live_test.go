@@ -251,8 +251,7 @@ func (c *console) restart(t *testing.T, down func()) {
 			t.Fatalf("did not shut down cleanly: %v\n%s", c.waitErr, tail(c.logs(), failureLogLines))
 		}
 	case <-time.After(shutdownTimeout):
-		c.kill()
-		t.Fatalf("did not exit within %s of SIGTERM", shutdownTimeout)
+		t.Fatalf("did not exit within %s of SIGTERM. Its goroutines:\n%s", shutdownTimeout, c.hung())
 	}
 	down()
 	env := map[string]string{}

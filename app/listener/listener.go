@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -57,6 +58,8 @@ type Listener struct {
 	total int
 	open  map[netip.Addr]int
 	warns map[string]*warning
+	// conns are the connections admitted and not closed yet.
+	conns map[*conn]struct{}
 }
 
 // warning counts what was not logged since the last line of its kind.
@@ -72,7 +75,7 @@ func New(ln net.Listener, opts Options) *Listener {
 	}
 	return &Listener{
 		Listener: ln, opts: opts, done: make(chan struct{}),
-		open: map[netip.Addr]int{}, warns: map[string]*warning{},
+		open: map[netip.Addr]int{}, warns: map[string]*warning{}, conns: map[*conn]struct{}{},
 	}
 }
 
@@ -168,13 +171,39 @@ func (l *Listener) admit(c net.Conn) net.Conn {
 	if perIP {
 		l.open[ip]++
 	}
+	wrapped := &conn{Conn: c, accepted: time.Now()}
+	wrapped.release = func() { l.release(wrapped, ip, perIP) }
+	l.conns[wrapped] = struct{}{}
 	l.mu.Unlock()
-	return &conn{Conn: c, release: func() { l.release(ip, perIP) }}
+	return wrapped
 }
 
-func (l *Listener) release(ip netip.Addr, perIP bool) {
+// CloseUnused closes the connections that have sent nothing since they
+// were accepted at least olderThan ago: a browser opens some ahead of need
+// (preconnect) and may never use them. The server counts them as busy
+// from the start (fasthttp reads the first request with the whole read
+// timeout), so a graceful stop would wait for them; a stopping server
+// closes them instead. It returns how many it closed.
+func (l *Listener) CloseUnused(olderThan time.Duration) int {
+	cutoff := time.Now().Add(-olderThan)
+	l.mu.Lock()
+	var unused []*conn
+	for c := range l.conns {
+		if !c.used.Load() && c.accepted.Before(cutoff) {
+			unused = append(unused, c)
+		}
+	}
+	l.mu.Unlock()
+	for _, c := range unused {
+		_ = c.Close()
+	}
+	return len(unused)
+}
+
+func (l *Listener) release(c *conn, ip netip.Addr, perIP bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	delete(l.conns, c)
 	l.total--
 	if !perIP {
 		return
@@ -247,11 +276,22 @@ func remoteIP(c net.Conn) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// conn gives back its place under the cap when closed.
+// conn gives back its place under the cap when closed, and knows whether
+// it has read anything.
 type conn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	once     sync.Once
+	release  func()
+	accepted time.Time
+	used     atomic.Bool
+}
+
+func (c *conn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && !c.used.Load() {
+		c.used.Store(true)
+	}
+	return n, err
 }
 
 func (c *conn) Close() error {

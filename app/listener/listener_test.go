@@ -369,3 +369,61 @@ func TestLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseUnused: a stopping server closes the connections that never sent a byte (a
+// browser's preconnects), and keeps those that did.
+func TestCloseUnused(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listener.New(tcp, listener.Options{MaxConns: 10, MaxConnsPerIP: 10})
+	defer func() { _ = ln.Close() }()
+	accept := func() net.Conn {
+		t.Helper()
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	idle, err := net.Dial("tcp", tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = idle.Close() }()
+	serverIdle := accept()
+	talking, err := net.Dial("tcp", tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = talking.Close() }()
+	serverTalking := accept()
+	if _, err := talking.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := serverTalking.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+
+	if n := ln.CloseUnused(time.Hour); n != 0 {
+		t.Errorf("CloseUnused(1h) closed %d connections younger than that", n)
+	}
+	if n := ln.CloseUnused(0); n != 1 {
+		t.Errorf("CloseUnused(0) closed %d connections, want the one that sent nothing", n)
+	}
+	if _, err := serverIdle.Read(buf); err == nil {
+		t.Error("the unused connection is still open")
+	}
+	_ = idle.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := idle.Read(buf); err == nil {
+		t.Error("the client of the unused connection was not told it closed")
+	}
+	if _, err := talking.Write([]byte("Host: x\r\n")); err != nil {
+		t.Errorf("the used connection was closed: %v", err)
+	}
+	if n := ln.CloseUnused(0); n != 0 {
+		t.Errorf("a second CloseUnused(0) closed %d", n)
+	}
+}
