@@ -67,10 +67,14 @@ func serve(getenv env, logOut io.Writer) error {
 	started := time.Now()
 	// Connections a browser opened ahead of need and never used would hold
 	// the stop for the whole grace: close them while it waits.
-	unusedDone := make(chan struct{})
-	go closeUnused(ln, log, unusedDone)
+	unusedDone, unusedClosed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(unusedClosed)
+		closeUnused(ln, log, unusedDone)
+	}()
 	err = c.Shutdown(shutdownGrace)
 	close(unusedDone)
+	<-unusedClosed
 	if err != nil {
 		log.Error("shutdown did not finish cleanly", slog.Any("error", err),
 			slog.Int("open_connections", int(c.App.Server().GetOpenConnectionsCount())))
