@@ -354,3 +354,30 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// TestLiveRegionsFetchAgain: the fragments a reconnecting page fetches are the same
+// regions the stream sends: the whole card, its status part, the home sections.
+func TestLiveRegionsFetchAgain(t *testing.T) {
+	a := newTestApp(t)
+	token := a.apiOwner(true)
+	a.connectAPI(token)
+	for path, want := range map[string][]string{
+		"/fragments/integrations/vapi":        {`id="integration-vapi"`, `sse-swap="integration-vapi-card"`, "Disconnect Vapi", `id="integration-vapi-status"`},
+		"/fragments/integrations/vapi/status": {`data-testid="breaker-state"`, "This account&#39;s own"},
+		"/fragments/home/sections":            {`class="section-card"`, "Vapi settings", "Connected"},
+	} {
+		resp, body := a.get(path, "HX-Request", "true")
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				t.Errorf("GET %s lacks %q:\n%s", path, w, body)
+			}
+		}
+	}
+	if _, body := a.get("/fragments/integrations/vapi/status", "HX-Request", "true"); strings.Contains(body, "<form") {
+		t.Errorf("the status part holds a form:\n%s", body)
+	}
+}

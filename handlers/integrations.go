@@ -54,7 +54,8 @@ func (h *Handlers) integrationRoutes(r router, d policy) {
 			r.post("/integrations/"+name, d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationConnect(c, spec) })
 			r.put("/api/v1/integrations/"+name+"/credentials", d, h.requireAPI, func(c *fiber.Ctx) error { return h.apiCredentialsPut(c, spec) })
 		}
-		r.get("/fragments/integrations/"+name+"/status", d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationStatus(c, name) })
+		r.get("/fragments/integrations/"+name, d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationCard(c, name, false) })
+		r.get("/fragments/integrations/"+name+"/status", d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationCard(c, name, true) })
 		r.post("/integrations/"+name+"/test", d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationTest(c, spec) })
 		r.post("/integrations/"+name+"/disconnect", d, h.requirePage, func(c *fiber.Ctx) error { return h.integrationDisconnect(c, spec) })
 		r.delete("/api/v1/integrations/"+name+"/credentials", d, h.requireAPI, func(c *fiber.Ctx) error { return h.apiCredentialsDelete(c, spec) })
@@ -80,16 +81,21 @@ func (h *Handlers) integrationsShow(c *fiber.Ctx) error {
 	return h.renderPage(c, "integrations", "Integrations", "integrations", p)
 }
 
-// integrationStatus is the live part of an integration's card (what a
-// reconnecting Integrations page fetches again; GET /events sends the same
-// on each change).
-func (h *Handlers) integrationStatus(c *fiber.Ctx, name string) error {
+// integrationCard is an integration's card, or only its live part
+// (status): what a reconnecting Integrations page fetches again (GET
+// /events sends the same on each change). The page skips the whole card
+// while the owner has typed into its form; the status part has no fields.
+func (h *Handlers) integrationCard(c *fiber.Ctx, name string, statusOnly bool) error {
 	u, _ := currentUser(c)
 	st, err := h.integrations.Status(c.UserContext(), u.AccountID, name)
 	if err != nil {
 		return err
 	}
-	return renderComponent(c, components.IntegrationStatusView(components.IntegrationCard{Status: st, CSRF: csrfToken(c)}))
+	card := components.IntegrationCard{Status: st, CSRF: csrfToken(c)}
+	if statusOnly {
+		return renderComponent(c, components.IntegrationStatusView(card))
+	}
+	return renderComponent(c, components.IntegrationCardView(card))
 }
 
 // formValues reads a spec's fields from the submitted form.
