@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -151,27 +150,7 @@ func startInstances(t *testing.T, env map[string]string, names ...string) []*ins
 // folder, port and environment, waiting until it is ready.
 func (in *instance) restart(t *testing.T) {
 	t.Helper()
-	old := in.c
-	if err := old.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM to %s: %v", in.name, err)
-	}
-	select {
-	case <-old.exited:
-		if old.waitErr != nil {
-			t.Fatalf("%s did not shut down cleanly: %v\n%s", in.name, old.waitErr, tail(old.logs(), failureLogLines))
-		}
-	case <-time.After(shutdownTimeout):
-		t.Fatalf("%s did not exit within %s of SIGTERM. Its goroutines:\n%s", in.name, shutdownTimeout, old.hung())
-	}
-	c, err := launch(old.Dir, in.env, in.port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.waitReady(); err != nil {
-		c.kill()
-		t.Fatalf("%s did not become ready again: %v\n%s", in.name, err, tail(c.logs(), failureLogLines))
-	}
-	in.c = c // the cleanup stops whichever process is current
+	in.c.restart(t, func() {}) // the cleanup stops whichever process is current
 }
 
 // requestLogged reports whether the instance's log has an access-log line for route with

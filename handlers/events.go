@@ -169,13 +169,20 @@ func (h *Handlers) eventStream(c *fiber.Ctx) error {
 // signedOutStream answers a stream that is over before it starts: the
 // signed-out notice, then the end.
 func (h *Handlers) signedOutStream(c *fiber.Ctx) error {
-	var b strings.Builder
-	if err := components.SignedOutNotice().Render(c.UserContext(), &b); err != nil {
+	m, err := signedOutMessage(c.UserContext())
+	if err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderContentType, "text/event-stream; charset=utf-8")
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.SendString(sseMessages([]message{{eventSignedOut, b.String()}}))
+	return c.SendString(sseMessages([]message{m}))
+}
+
+// signedOutMessage is the event that tells a page its session ended.
+func signedOutMessage(ctx context.Context) (message, error) {
+	var b strings.Builder
+	err := components.SignedOutNotice().Render(ctx, &b)
+	return message{eventSignedOut, b.String()}, err
 }
 
 // liveStream is one open stream.
@@ -351,11 +358,11 @@ func (s *liveStream) remember(statuses []integrations.Status) {
 // signedOut tells the page its session ended; the browser closes the
 // stream on this event rather than reconnect.
 func (s *liveStream) signedOut(w *bufio.Writer) error {
-	var b strings.Builder
-	if err := components.SignedOutNotice().Render(s.ctx, &b); err != nil {
+	m, err := signedOutMessage(s.ctx)
+	if err != nil {
 		return err
 	}
-	return s.send(w, []message{{eventSignedOut, b.String()}})
+	return s.send(w, []message{m})
 }
 
 func (s *liveStream) send(w *bufio.Writer, msgs []message) error {
