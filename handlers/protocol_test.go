@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ava/console/app/listener"
 	"github.com/ava/console/handlers"
 )
 
@@ -42,7 +43,9 @@ func (a *testApp) serve() string {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	go func() { _ = a.app.Listener(ln) }()
+	// Through the listener production serves with (it lingers on close, so
+	// an answer sent before the request ended reaches the client).
+	go func() { _ = a.app.Listener(listener.New(ln, listener.Options{})) }()
 	a.t.Cleanup(func() { _ = a.console.Shutdown(2 * time.Second) })
 	return ln.Addr().String()
 }
@@ -270,7 +273,9 @@ func TestSlowClientTimesOutAs408(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = a.app.Listener(ln) }()
+	// Through the listener production serves with (it lingers on close, so
+	// an answer sent before the request ended reaches the client).
+	go func() { _ = a.app.Listener(listener.New(ln, listener.Options{})) }()
 	t.Cleanup(func() { _ = a.app.ShutdownWithTimeout(2 * time.Second) })
 
 	for _, sent := range []string{

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -147,9 +148,6 @@ func Temporary(err error) bool {
 // admit counts c against the caps; over one it answers (503 over
 // MaxConns, 429 over MaxConnsPerIP), closes c and returns nil.
 func (l *Listener) admit(c net.Conn) net.Conn {
-	if l.opts.MaxConns <= 0 && l.opts.MaxConnsPerIP <= 0 {
-		return c
-	}
 	ip := remoteIP(c)
 	perIP := l.opts.MaxConnsPerIP > 0 && ip.IsValid() && !l.exempt(ip)
 	l.mu.Lock()
@@ -276,8 +274,22 @@ func remoteIP(c net.Conn) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// conn gives back its place under the cap when closed, and knows whether
-// it has read anything.
+// A connection the server closes may still be receiving: the client can
+// be in the middle of sending a request the server refused before reading
+// it all (headers over the limit, a body too large). Closed at once with
+// unread input, the socket answers with a reset, and the client may lose
+// the answer already sent (it reports "connection reset" instead of the
+// 431 or 413). So a connection that has read something is half-closed
+// (its answer ends with FIN), and what still arrives is read and thrown
+// away for at most lingerFor or lingerBytes before it is closed, as
+// net/http does. A client that closes first ends this at once.
+const (
+	lingerFor   = 500 * time.Millisecond
+	lingerBytes = 1 << 20
+)
+
+// conn gives back its place under the cap when closed, knows whether it
+// has read anything, and lingers on close (above).
 type conn struct {
 	net.Conn
 	once     sync.Once
@@ -295,7 +307,25 @@ func (c *conn) Read(b []byte) (int, error) {
 }
 
 func (c *conn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
+	err := net.ErrClosed
+	c.once.Do(func() {
+		cw, ok := c.Conn.(interface{ CloseWrite() error })
+		if ok && c.used.Load() && cw.CloseWrite() == nil {
+			err = nil
+			go c.linger()
+			return
+		}
+		err = c.Conn.Close()
+		c.release()
+	})
 	return err
+}
+
+// linger reads what still arrives after the half-close (bounded), then
+// closes the connection and gives back its place.
+func (c *conn) linger() {
+	defer c.release()
+	_ = c.Conn.SetReadDeadline(time.Now().Add(lingerFor))
+	_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
+	_ = c.Conn.Close()
 }

@@ -427,3 +427,52 @@ func TestCloseUnused(t *testing.T) {
 		t.Errorf("a second CloseUnused(0) closed %d", n)
 	}
 }
+
+// TestAnswerBeforeTheRequestEnds: a server that answers a request before
+// reading all of it (a 431 for headers over its limit) and closes the
+// connection still gets its answer to the client, which is still sending:
+// the close lingers instead of resetting the connection. The place under
+// the cap is given back once the lingering ends.
+func TestAnswerBeforeTheRequestEnds(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listener.New(tcp, listener.Options{MaxConnsPerIP: 10})
+	defer func() { _ = ln.Close() }()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				buf := make([]byte, 4<<10)
+				_, _ = c.Read(buf)
+				_, _ = io.WriteString(c, "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 9\r\n\r\ntoo large")
+				_ = c.Close()
+			}()
+		}
+	}()
+	for i := range 5 {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+tcp.Addr().String()+"/", nil)
+		req.Header.Set("X-Padding", strings.Repeat("p", 512<<10))
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatalf("request %d: the answer was lost: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || string(body) != "too large" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	loopback := netip.MustParseAddr("127.0.0.1")
+	deadline := time.Now().Add(5 * time.Second)
+	for ln.Open(loopback) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connection(s) still counted open after lingering", ln.Open(loopback))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
