@@ -178,6 +178,58 @@ func TestLiveEventsStayInTheirAccount(t *testing.T) {
 	}
 }
 
+// TestLiveSwapsKeepTheFocus: what arrives live never takes the focus, and never drops it
+// either. A button the owner has focused stays focused when its row is replaced by a
+// live update (the row's own event) and when its whole region fetches itself again (the
+// integration's connection changed).
+func TestLiveSwapsKeepTheFocus(t *testing.T) {
+	t.Parallel()
+	c, _, page := vapiOwner(t)
+	token := lastLine(c.cli(t, "", "token", "create", "--email", ownerEmail, "--name", "script"))
+	open(t, page, c, "/vapi")
+	expectSettingsList(t, page)
+	liveOpen(t, page)
+	save := getRoleIn(settingRow(page, "max_call_duration"), "button", "Save Maximum call duration")
+	check(t, save.Focus(), "focus the row's Save button")
+	markOld := func() {
+		t.Helper()
+		_, err := page.Evaluate(`() => { document.querySelector("#setting-max_call_duration button").__avaOld = true; }`)
+		check(t, err, "mark the button before the swap")
+	}
+	replaced := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(liveWithin); ; time.Sleep(20 * time.Millisecond) {
+			old, err := page.Evaluate(`() => !!document.querySelector("#setting-max_call_duration button").__avaOld`)
+			check(t, err, what)
+			if old == false {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %s", what, liveWithin)
+			}
+		}
+	}
+
+	// The row's own event replaces the row.
+	markOld()
+	if res := c.api(t, http.MethodPut, "/api/v1/vapi/settings/max_call_duration", token, map[string]any{"value": 840}); res.Status != http.StatusOK {
+		t.Fatalf("PUT max_call_duration: %d %s", res.Status, res.Body)
+	}
+	check(t, expect.Locator(settingValue(page, "max_call_duration")).ToHaveText(exactly("840 seconds"), within()), "the row swapped live")
+	replaced("the row's button is a new element")
+	check(t, expect.Locator(save).ToBeFocused(), "the focus on the new row's Save button")
+
+	// Credentials saved elsewhere: the settings region fetches itself again.
+	markOld()
+	res := c.api(t, http.MethodPut, "/api/v1/integrations/vapi/credentials", token, map[string]any{"api_key": vapiKey, "assistant_id": vapiAssistantID})
+	if res.Status != http.StatusOK {
+		t.Fatalf("PUT credentials: %d %s", res.Status, res.Body)
+	}
+	replaced("the region fetched itself again")
+	check(t, expect.Locator(save).ToBeFocused(), "the focus on the refetched row's Save button")
+	check(t, expect.Locator(page.Locator("#setting-greeting_message button")).Not().ToBeFocused(), "not on another row's button")
+}
+
 // TestLiveStreamComesBackAfterRestart: the server restarts while a page is open; the page
 // says its live updates are paused, reconnects by itself, and fetches its regions again,
 // so what changed meanwhile shows without a reload.

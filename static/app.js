@@ -55,12 +55,65 @@
     if (fresh && current) current.replaceWith(fresh);
   });
   document.addEventListener("htmx:beforeSwap", function (e) {
-    if (liveRequest(e.detail) && e.detail.target && dirty(e.detail.target)) e.detail.shouldSwap = false;
+    if (!liveRequest(e.detail) || !e.detail.target) return;
+    if (dirty(e.detail.target)) {
+      e.detail.shouldSwap = false;
+      return;
+    }
+    remember(e.detail.target);
+  });
+  document.addEventListener("htmx:sseBeforeMessage", function (e) {
+    if (!e.defaultPrevented && e.target) remember(e.target);
   });
 
+  // A live swap never moves focus, and it must not drop it either: when
+  // the focus was inside what a live swap replaces (an alert the owner was
+  // reading, a button about to be pressed), it goes to the same thing in
+  // what replaced it: the element of the same id, else the alert, else the
+  // control of the same kind and text.
+  var held = null;
+  function remember(target) {
+    var active = document.activeElement;
+    held = null;
+    if (!active || active === document.body || !target.contains(active)) return;
+    var text = (active.textContent || "").trim();
+    held = {
+      id: target.id,
+      focus: active.id,
+      alert: active.getAttribute("role") === "alert",
+      tag: active.tagName,
+      text: text,
+      nth: alike(target, active.tagName, text).indexOf(active),
+    };
+  }
+  // The elements of root with this tag and text, in document order.
+  function alike(root, tag, text) {
+    return Array.prototype.filter.call(root.querySelectorAll(tag), function (el) {
+      return (el.textContent || "").trim() === text;
+    });
+  }
+  function successor(root, h) {
+    if (h.focus) return document.getElementById(h.focus);
+    if (h.alert) return root.querySelector('[role="alert"]');
+    return alike(root, h.tag, h.text)[h.nth] || null;
+  }
+  function restore(target) {
+    var h = held;
+    held = null;
+    if (!h || (document.activeElement && document.activeElement !== document.body)) return;
+    var root = target && document.contains(target) ? target : h.id && document.getElementById(h.id);
+    var next = root && successor(root, h);
+    if (next && root.contains(next)) next.focus({ preventScroll: true });
+  }
+
+  // An alert a request of the owner's brought takes the focus, so that it
+  // is read out; a live swap keeps the focus where it was (above).
   document.addEventListener("htmx:afterSwap", function (e) {
-    if (!e.detail.xhr || liveRequest(e.detail)) return;
     var target = e.detail.target;
+    if (!e.detail.xhr || liveRequest(e.detail)) {
+      restore(target);
+      return;
+    }
     if (!target || !target.querySelector) return;
     // An outerHTML swap replaces the target: look for its successor by id.
     if (!document.contains(target) && target.id) {
