@@ -325,7 +325,7 @@ func (c *conn) Close() error {
 // closes the connection and gives back its place.
 func (c *conn) linger() {
 	defer c.release()
-	_ = c.Conn.SetReadDeadline(time.Now().Add(lingerFor))
+	_ = c.SetReadDeadline(time.Now().Add(lingerFor))
 	_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
 	_ = c.Conn.Close()
 }
