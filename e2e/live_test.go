@@ -230,6 +230,35 @@ func TestLiveSwapsKeepTheFocus(t *testing.T) {
 	check(t, expect.Locator(page.Locator("#setting-greeting_message button")).Not().ToBeFocused(), "not on another row's button")
 }
 
+// TestLiveChangeBeforeTheStreamOpens: a change made after the page was served but
+// before its stream opened (the stream is held back here) is carried by no event;
+// the stream begins by saying so and the page fetches its regions again.
+func TestLiveChangeBeforeTheStreamOpens(t *testing.T) {
+	t.Parallel()
+	c, _, page := vapiOwner(t)
+	token := lastLine(c.cli(t, "", "token", "create", "--email", ownerEmail, "--name", "script"))
+	hold := make(chan struct{})
+	check(t, page.Route(regexp.MustCompile(`/events\?since=\d+$`), func(r playwright.Route) {
+		go func() {
+			<-hold
+			_ = r.Continue()
+		}()
+	}), "hold the stream back")
+	open(t, page, c, "/vapi")
+	expectSettingsList(t, page)
+	check(t, expect.Locator(settingValue(page, "max_call_duration")).ToHaveText(exactly("600 seconds")), "the value as served")
+	markPage(t, page)
+
+	if res := c.api(t, http.MethodPut, "/api/v1/vapi/settings/max_call_duration", token, map[string]any{"value": 840}); res.Status != http.StatusOK {
+		t.Fatalf("PUT max_call_duration: %d %s", res.Status, res.Body)
+	}
+	close(hold)
+	liveOpen(t, page)
+	check(t, expect.Locator(settingValue(page, "max_call_duration")).ToHaveText(exactly("840 seconds"), within()), "the page caught up")
+	check(t, expect.Locator(changesRegion(page)).ToContainText("840"), "Recent changes too")
+	stillSamePage(t, page)
+}
+
 // TestLiveStreamComesBackAfterRestart: the server restarts while a page is open; the page
 // says its live updates are paused, reconnects by itself, and fetches its regions again,
 // so what changed meanwhile shows without a reload.

@@ -26,7 +26,7 @@ import (
 
 // EventSource is what the live updates need of the events hub.
 type EventSource interface {
-	Subscribe(accountID int64) *events.Subscription
+	SubscribeSince(accountID int64, since time.Time) (*events.Subscription, bool)
 }
 
 // Live updates (GET /events): how the stream behaves.
@@ -51,6 +51,7 @@ const (
 // the region of that name, as its fragment route renders it.
 const (
 	eventToast        = "toast"         // a toast: appended to #toasts
+	eventResync       = "resync"        // events came between the page and its stream: its regions fetch themselves again
 	eventSignedOut    = "signed-out"    // the session ended: the page says so, the stream closes
 	eventHomeSections = "home-sections" // the home page's sections (GET /fragments/home/sections)
 	eventVapiChanges  = "vapi-changes"  // the Vapi settings' Recent changes (GET /fragments/vapi/changes)
@@ -122,6 +123,17 @@ func (h *Handlers) eventRoutes(r router, d policy) {
 	r.get("/fragments/home/sections", d, h.requirePage, h.homeSectionsFragment)
 }
 
+// pageServed is when the page that opens a stream was served, from the
+// stream's query (since, Unix milliseconds, written into the page's
+// sse-connect); zero when absent or not a number.
+func pageServed(c *fiber.Ctx) time.Time {
+	ms, err := strconv.ParseInt(c.Query("since"), 10, 64)
+	if err != nil || ms <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
 // eventsPath is the live updates' stream. Its refusals are problem+json
 // (isAPI): an EventSource cannot follow a redirect to a sign-in page.
 const eventsPath = "/events"
@@ -148,16 +160,18 @@ func (h *Handlers) eventStream(c *fiber.Ctx) error {
 	// Fiber's strings alias the request's buffers, which fasthttp reuses
 	// once the handler returns; the stream lives on.
 	session = strings.Clone(session)
+	sub, missed := h.events.SubscribeSince(u.AccountID, pageServed(c))
 	s := &liveStream{
 		h: h, user: u, session: session, sessionID: account.SessionID(session), csrf: csrfToken(c),
 		// The stream outlives the request: a context of its own, with
 		// copies of the request's values for the logs.
 		ctx: services.WithAccountID(services.WithCorrelationID(context.Background(),
 			strings.Clone(services.CorrelationID(c.UserContext()))), u.AccountID),
-		conn:  c.Context().Conn(),
-		sub:   h.events.Subscribe(u.AccountID),
-		start: time.Now(),
-		sent:  map[string]string{},
+		conn:   c.Context().Conn(),
+		sub:    sub,
+		missed: missed,
+		start:  time.Now(),
+		sent:   map[string]string{},
 	}
 	c.Set(fiber.HeaderContentType, "text/event-stream; charset=utf-8")
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -195,7 +209,10 @@ type liveStream struct {
 	ctx       context.Context
 	conn      net.Conn
 	sub       *events.Subscription
-	start     time.Time
+	// missed: events of the account came after the page was served and
+	// before this stream began; the stream starts by saying so (resync).
+	missed bool
+	start  time.Time
 	// sent is the last HTML sent of each region, so that an event that
 	// changes nothing a region shows sends nothing.
 	sent map[string]string
@@ -219,6 +236,9 @@ func (s *liveStream) run(w *bufio.Writer) {
 		s.remember(statuses)
 	}
 	if s.write(w, "retry: "+strconv.Itoa(reconnectMillis)+"\n: live updates for this page\n\n") != nil {
+		return
+	}
+	if s.missed && s.send(w, []message{{eventResync, "events came before this stream"}}) != nil {
 		return
 	}
 	tick := time.NewTicker(s.h.heartbeat)

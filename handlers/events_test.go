@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ava/console/handlers"
+	"github.com/ava/console/services/events"
 	"github.com/ava/console/services/upstream"
 	"github.com/ava/console/services/vapi/vapitest"
 )
@@ -35,7 +38,13 @@ type stream struct {
 // openStream opens GET /events with the session cookie.
 func openStream(t *testing.T, base, session string) *stream {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, base+"/events", nil)
+	return openStreamAt(t, base, "/events", session)
+}
+
+// openStreamAt opens the stream at path (GET /events?since=...).
+func openStreamAt(t *testing.T, base, path, session string) *stream {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,6 +237,49 @@ func TestLiveUpdatesStream(t *testing.T) {
 	if !strings.Contains(a.logs.String(), `"reason":"signed out"`) {
 		t.Error("no log line says the stream ended because the session was signed out")
 	}
+}
+
+// TestLiveStreamTellsOfWhatCameBeforeIt: a page's stream opens a moment after
+// the page was served; an event of the account in between (which the page did
+// not show and the stream did not carry) makes the stream begin with
+// "resync", so the page fetches its regions again. A stream of a page served
+// after the event, or without the page's time, does not.
+func TestLiveStreamTellsOfWhatCameBeforeIt(t *testing.T) {
+	a := newTestApp(t, withConfig(noLimitOnLists))
+	token := a.apiOwner(true)
+	a.connectAPI(token)
+	base := "http://" + a.serve()
+	// Connecting was an event: the page comes later than it by more than the
+	// margin the hub allows for clocks.
+	time.Sleep(events.SinceMargin + 100*time.Millisecond)
+
+	resp, body := a.get("/vapi")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /vapi: %d", resp.StatusCode)
+	}
+	m := regexp.MustCompile(`sse-connect="(/events\?since=(\d+))"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("the page's sse-connect does not say when it was served:\n%s", body)
+	}
+	if ms, _ := strconv.ParseInt(m[2], 10, 64); time.Since(time.UnixMilli(ms)).Abs() > time.Minute {
+		t.Fatalf("the page says it was served at %s", time.UnixMilli(ms))
+	}
+	session := a.cookies["ava_session"]
+	quiet := openStreamAt(t, base, m[1], session)
+	quiet.quiet("resync", 300*time.Millisecond)
+
+	if resp, body := a.vapiCall(token, http.MethodPut, "/api/v1/vapi/settings/max_call_duration", `{"value": 840}`); resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT: %d %s", resp.StatusCode, body)
+	}
+	quiet.next("vapi-setting-max_call_duration") // the open stream carried it: no resync needed there
+	quiet.quiet("resync", 100*time.Millisecond)
+	late := openStreamAt(t, base, m[1], session)
+	late.next("resync")
+
+	later := strconv.FormatInt(time.Now().Add(2*events.SinceMargin).UnixMilli(), 10)
+	openStreamAt(t, base, "/events?since="+later, session).quiet("resync", 300*time.Millisecond)
+	openStream(t, base, session).quiet("resync", 100*time.Millisecond)
+	openStreamAt(t, base, "/events?since=yesterday", session).quiet("resync", 100*time.Millisecond)
 }
 
 // TestLiveUpdatesBreaker: the breaker opening and closing reaches the open

@@ -42,6 +42,10 @@ type page struct {
 	Data   any
 	// Flash is a toast a redirect left for this page.
 	Flash *flash
+	// Served is when the request for the page began (Unix milliseconds):
+	// its live-update stream says it (GET /events?since=), to learn of
+	// what changed before the stream began.
+	Served int64
 }
 
 // newEngine loads the page templates with the template functions that bring
@@ -124,7 +128,7 @@ func csrfToken(c *fiber.Ctx) string {
 
 // renderPage renders a full page through the views.
 func (h *Handlers) renderPage(c *fiber.Ctx, name, title, active string, data any) error {
-	p := page{Title: title, Active: active, CSRF: csrfToken(c), Data: data}
+	p := page{Title: title, Active: active, CSRF: csrfToken(c), Data: data, Served: c.Context().Time().UnixMilli()}
 	if u, ok := currentUser(c); ok {
 		p.User = &u
 	}

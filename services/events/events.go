@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -111,6 +112,11 @@ type Hub struct {
 	mu     sync.Mutex
 	subs   map[int64]map[*Subscription]struct{}
 	closed bool
+	// last is when an event of each account (0: of every account) was last
+	// delivered here, for SubscribeSince; entries older than MissWindow go
+	// once there are many.
+	last map[int64]time.Time
+	now  func() time.Time
 
 	remoteMu sync.RWMutex
 	remote   []func(Event)
@@ -122,6 +128,7 @@ type Hub struct {
 func New(origin string, transport Transport, reg prometheus.Registerer) (*Hub, error) {
 	h := &Hub{
 		origin: origin, transport: transport, subs: map[int64]map[*Subscription]struct{}{},
+		last: map[int64]time.Time{}, now: time.Now,
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ava_events_published_total", Help: "Events published by this instance, by kind.",
 		}, []string{"kind"}),
@@ -178,6 +185,7 @@ func (h *Hub) Publish(ctx context.Context, e Event) {
 func (h *Hub) deliver(e Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.noteDelivered(e.AccountID)
 	if e.AccountID == 0 {
 		for _, subs := range h.subs {
 			h.send(subs, e)
@@ -210,21 +218,68 @@ func (h *Hub) resync() {
 	}
 }
 
+// MissWindow bounds what SubscribeSince can tell: whether an event came
+// at most this long ago. A page asks within a moment of being served.
+const MissWindow = time.Minute
+
+// SinceMargin is how much earlier than the given time SubscribeSince
+// still counts an event: the page may have been served by another
+// instance, whose clock differs a little, and an event may have been
+// delivered while the page was being read. An event counted needlessly
+// costs one more read of the page's regions; one missed leaves them stale.
+const SinceMargin = time.Second
+
+// manyAccounts is when delivery starts forgetting old entries of last.
+const manyAccounts = 4096
+
+// noteDelivered remembers that an event of account was just delivered.
+// Under h.mu.
+func (h *Hub) noteDelivered(account int64) {
+	now := h.now()
+	h.last[account] = now
+	if len(h.last) <= manyAccounts {
+		return
+	}
+	for a, at := range h.last {
+		if now.Sub(at) > MissWindow {
+			delete(h.last, a)
+		}
+	}
+}
+
 // Subscribe returns a subscription to the account's events (and those for
 // every account). It is closed at once when the hub is.
 func (h *Hub) Subscribe(accountID int64) *Subscription {
+	s, _ := h.SubscribeSince(accountID, time.Time{})
+	return s
+}
+
+// SubscribeSince is Subscribe for a subscriber that has shown the account's
+// state as it was at since (a page served then): missed reports whether
+// this instance delivered an event of the account, or of every account,
+// since then (SinceMargin earlier included), which the subscriber did not
+// see. Within MissWindow only: a zero or older since reports nothing.
+func (h *Hub) SubscribeSince(accountID int64, since time.Time) (_ *Subscription, missed bool) {
 	s := &Subscription{hub: h, account: accountID, ch: make(chan Event, SubscriptionBuffer)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if !since.IsZero() && h.now().Sub(since) <= MissWindow {
+		from := since.Add(-SinceMargin)
+		for _, a := range []int64{accountID, 0} {
+			if at, ok := h.last[a]; ok && !at.Before(from) {
+				missed = true
+			}
+		}
+	}
 	if h.closed {
 		close(s.ch)
-		return s
+		return s, missed
 	}
 	if h.subs[accountID] == nil {
 		h.subs[accountID] = map[*Subscription]struct{}{}
 	}
 	h.subs[accountID][s] = struct{}{}
-	return s
+	return s, missed
 }
 
 // Close closes every subscription and refuses new ones: the server is

@@ -114,6 +114,46 @@ func TestSubscriberThatFallsBehindIsLost(t *testing.T) {
 	}
 }
 
+// A page subscribes a moment after it was served: SubscribeSince says
+// whether an event of its account (or of every account) came in between,
+// which the page did not see; an event older than the page, another
+// account's, or a page older than MissWindow says nothing.
+func TestSubscribeSinceTellsWhatWasMissed(t *testing.T) {
+	h, _ := newHub(t, "a", nil)
+	served := time.Now()
+	if _, missed := h.SubscribeSince(1, served); missed {
+		t.Error("missed reported with no event at all")
+	}
+	h.Publish(context.Background(), events.Event{Kind: events.IntegrationChanged, AccountID: 1, Integration: "vapi"})
+	for _, c := range []struct {
+		name    string
+		account int64
+		since   time.Time
+		want    bool
+	}{
+		{"its account's event after the page", 1, served, true},
+		{"another account's event", 2, served, false},
+		{"a page served after the event (beyond the margin)", 1, time.Now().Add(events.SinceMargin + time.Second), false},
+		{"a page older than the window", 1, served.Add(-events.MissWindow - time.Second), false},
+		{"no time", 1, time.Time{}, false},
+	} {
+		s, missed := h.SubscribeSince(c.account, c.since)
+		if missed != c.want {
+			t.Errorf("%s: missed %v, want %v", c.name, missed, c.want)
+		}
+		s.Close()
+	}
+	h.Publish(context.Background(), events.Event{Kind: events.BreakerChanged, Integration: "vapi"})
+	if _, missed := h.SubscribeSince(2, served); !missed {
+		t.Error("an event of every account (a breaker) was not counted for account 2")
+	}
+	s, _ := h.SubscribeSince(3, served)
+	h.Publish(context.Background(), events.Event{Kind: events.IntegrationChanged, AccountID: 3, Integration: "vapi"})
+	if e := next(t, s); e.AccountID != 3 {
+		t.Errorf("the subscription got %+v", e)
+	}
+}
+
 func TestCloseEndsSubscriptions(t *testing.T) {
 	h, _ := newHub(t, "a", nil)
 	s := h.Subscribe(1)
