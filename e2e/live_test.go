@@ -231,14 +231,14 @@ func TestLiveSwapsKeepTheFocus(t *testing.T) {
 }
 
 // TestLiveChangeBeforeTheStreamOpens: a change made after the page was served but
-// before its stream opened (the stream is held back here) is carried by no event;
-// the stream begins by saying so and the page fetches its regions again.
+// before its stream opened (the stream is held back here) reached no stream of the
+// page; the stream begins with it.
 func TestLiveChangeBeforeTheStreamOpens(t *testing.T) {
 	t.Parallel()
 	c, _, page := vapiOwner(t)
 	token := lastLine(c.cli(t, "", "token", "create", "--email", ownerEmail, "--name", "script"))
 	hold := make(chan struct{})
-	check(t, page.Route(regexp.MustCompile(`/events\?since=\d+$`), func(r playwright.Route) {
+	check(t, page.Route(regexp.MustCompile(`/events\?since=\d+&from=[0-9a-f]+$`), func(r playwright.Route) {
 		go func() {
 			<-hold
 			_ = r.Continue()

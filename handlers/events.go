@@ -26,7 +26,8 @@ import (
 
 // EventSource is what the live updates need of the events hub.
 type EventSource interface {
-	SubscribeSince(accountID int64, since time.Time) (*events.Subscription, bool)
+	SubscribeSince(accountID int64, since time.Time, origin string) (*events.Subscription, []events.Event)
+	Origin() string
 }
 
 // Live updates (GET /events): how the stream behaves.
@@ -51,7 +52,6 @@ const (
 // the region of that name, as its fragment route renders it.
 const (
 	eventToast        = "toast"         // a toast: appended to #toasts
-	eventResync       = "resync"        // events came between the page and its stream: its regions fetch themselves again
 	eventSignedOut    = "signed-out"    // the session ended: the page says so, the stream closes
 	eventHomeSections = "home-sections" // the home page's sections (GET /fragments/home/sections)
 	eventVapiChanges  = "vapi-changes"  // the Vapi settings' Recent changes (GET /fragments/vapi/changes)
@@ -124,8 +124,9 @@ func (h *Handlers) eventRoutes(r router, d policy) {
 }
 
 // pageServed is when the page that opens a stream was served, from the
-// stream's query (since, Unix milliseconds, written into the page's
-// sse-connect); zero when absent or not a number.
+// stream's query (since, Unix milliseconds, and from, the instance that
+// served it, written into the page's sse-connect); zero when absent or
+// not a number.
 func pageServed(c *fiber.Ctx) time.Time {
 	ms, err := strconv.ParseInt(c.Query("since"), 10, 64)
 	if err != nil || ms <= 0 {
@@ -160,7 +161,7 @@ func (h *Handlers) eventStream(c *fiber.Ctx) error {
 	// Fiber's strings alias the request's buffers, which fasthttp reuses
 	// once the handler returns; the stream lives on.
 	session = strings.Clone(session)
-	sub, missed := h.events.SubscribeSince(u.AccountID, pageServed(c))
+	sub, missed := h.events.SubscribeSince(u.AccountID, pageServed(c), c.Query("from"))
 	s := &liveStream{
 		h: h, user: u, session: session, sessionID: account.SessionID(session), csrf: csrfToken(c),
 		// The stream outlives the request: a context of its own, with
@@ -209,9 +210,9 @@ type liveStream struct {
 	ctx       context.Context
 	conn      net.Conn
 	sub       *events.Subscription
-	// missed: events of the account came after the page was served and
-	// before this stream began; the stream starts by saying so (resync).
-	missed bool
+	// missed are the events of the account that came after the page was
+	// served and before this stream began: the stream starts with them.
+	missed []events.Event
 	start  time.Time
 	// sent is the last HTML sent of each region, so that an event that
 	// changes nothing a region shows sends nothing.
@@ -238,9 +239,13 @@ func (s *liveStream) run(w *bufio.Writer) {
 	if s.write(w, "retry: "+strconv.Itoa(reconnectMillis)+"\n: live updates for this page\n\n") != nil {
 		return
 	}
-	if s.missed && s.send(w, []message{{eventResync, "events came before this stream"}}) != nil {
-		return
+	for _, e := range s.missed {
+		if r, end := s.handle(w, e); end {
+			reason = r
+			return
+		}
 	}
+	s.missed = nil
 	tick := time.NewTicker(s.h.heartbeat)
 	defer tick.Stop()
 	for {
@@ -253,12 +258,9 @@ func (s *liveStream) run(w *bufio.Writer) {
 			case !ok:
 				reason = "server stopping"
 				return
-			case e.Kind == events.SessionEnded && e.Session == s.sessionID:
-				reason = "signed out"
-				_ = s.signedOut(w)
-				return
 			}
-			if s.send(w, s.messages(e)) != nil {
+			if r, end := s.handle(w, e); end {
+				reason = r
 				return
 			}
 		case <-tick.C:
@@ -272,6 +274,19 @@ func (s *liveStream) run(w *bufio.Writer) {
 			}
 		}
 	}
+}
+
+// handle sends what e changes on the page; end says the stream is over
+// (the session was signed out, the browser is gone), and why.
+func (s *liveStream) handle(w *bufio.Writer, e events.Event) (reason string, end bool) {
+	if e.Kind == events.SessionEnded && e.Session == s.sessionID {
+		_ = s.signedOut(w)
+		return "signed out", true
+	}
+	if s.send(w, s.messages(e)) != nil {
+		return "browser gone", true
+	}
+	return "", false
 }
 
 // message is one event to send: its name and its data (HTML).

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ava/console/handlers"
-	"github.com/ava/console/services/events"
 	"github.com/ava/console/services/upstream"
 	"github.com/ava/console/services/vapi/vapitest"
 )
@@ -239,47 +238,52 @@ func TestLiveUpdatesStream(t *testing.T) {
 	}
 }
 
-// TestLiveStreamTellsOfWhatCameBeforeIt: a page's stream opens a moment after
-// the page was served; an event of the account in between (which the page did
-// not show and the stream did not carry) makes the stream begin with
-// "resync", so the page fetches its regions again. A stream of a page served
-// after the event, or without the page's time, does not.
-func TestLiveStreamTellsOfWhatCameBeforeIt(t *testing.T) {
+// TestLiveStreamSendsWhatCameBeforeIt: a page's stream opens a moment after
+// the page was served; what changed in between (which the page did not show
+// and no stream carried) is the first thing the stream sends. A stream of a
+// page served after the change, or without the page's time, does not send it.
+func TestLiveStreamSendsWhatCameBeforeIt(t *testing.T) {
 	a := newTestApp(t, withConfig(noLimitOnLists))
 	token := a.apiOwner(true)
 	a.connectAPI(token)
 	base := "http://" + a.serve()
-	// Connecting was an event: the page comes later than it by more than the
-	// margin the hub allows for clocks.
-	time.Sleep(events.SinceMargin + 100*time.Millisecond)
 
 	resp, body := a.get("/vapi")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /vapi: %d", resp.StatusCode)
 	}
-	m := regexp.MustCompile(`sse-connect="(/events\?since=(\d+))"`).FindStringSubmatch(body)
+	m := regexp.MustCompile(`sse-connect="(/events\?since=(\d+)&amp;from=([0-9a-z]+))"`).FindStringSubmatch(body)
 	if m == nil {
-		t.Fatalf("the page's sse-connect does not say when it was served:\n%s", body)
+		t.Fatalf("the page's sse-connect does not say when and where it was served:\n%s", body)
 	}
 	if ms, _ := strconv.ParseInt(m[2], 10, 64); time.Since(time.UnixMilli(ms)).Abs() > time.Minute {
 		t.Fatalf("the page says it was served at %s", time.UnixMilli(ms))
 	}
+	path := strings.ReplaceAll(m[1], "&amp;", "&")
 	session := a.cookies["ava_session"]
-	quiet := openStreamAt(t, base, m[1], session)
-	quiet.quiet("resync", 300*time.Millisecond)
+	early := openStreamAt(t, base, path, session)
+	early.quiet("vapi-setting-max_call_duration", 200*time.Millisecond)
 
 	if resp, body := a.vapiCall(token, http.MethodPut, "/api/v1/vapi/settings/max_call_duration", `{"value": 840}`); resp.StatusCode != http.StatusOK {
 		t.Fatalf("PUT: %d %s", resp.StatusCode, body)
 	}
-	quiet.next("vapi-setting-max_call_duration") // the open stream carried it: no resync needed there
-	quiet.quiet("resync", 100*time.Millisecond)
-	late := openStreamAt(t, base, m[1], session)
-	late.next("resync")
+	if row := early.next("vapi-setting-max_call_duration"); !strings.Contains(row, "840 seconds") {
+		t.Errorf("the open stream's row:\n%s", row)
+	}
+	late := openStreamAt(t, base, path, session)
+	if row := late.next("vapi-setting-max_call_duration"); !strings.Contains(row, "840 seconds") {
+		t.Errorf("the late stream's first row:\n%s", row)
+	}
+	if changes := late.next("vapi-changes"); !strings.Contains(changes, "840") {
+		t.Errorf("the late stream's Recent changes:\n%s", changes)
+	}
 
-	later := strconv.FormatInt(time.Now().Add(2*events.SinceMargin).UnixMilli(), 10)
-	openStreamAt(t, base, "/events?since="+later, session).quiet("resync", 300*time.Millisecond)
-	openStream(t, base, session).quiet("resync", 100*time.Millisecond)
-	openStreamAt(t, base, "/events?since=yesterday", session).quiet("resync", 100*time.Millisecond)
+	served := time.Now().Add(10 * time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
+	later := "/events?since=" + strconv.FormatInt(served.UnixMilli(), 10) + "&from=" + m[3]
+	openStreamAt(t, base, later, session).quiet("vapi-setting-max_call_duration", 300*time.Millisecond)
+	openStream(t, base, session).quiet("vapi-setting-max_call_duration", 100*time.Millisecond)
+	openStreamAt(t, base, "/events?since=yesterday", session).quiet("vapi-setting-max_call_duration", 100*time.Millisecond)
 }
 
 // TestLiveUpdatesBreaker: the breaker opening and closing reaches the open

@@ -42,10 +42,12 @@ type page struct {
 	Data   any
 	// Flash is a toast a redirect left for this page.
 	Flash *flash
-	// Served is when the request for the page began (Unix milliseconds):
-	// its live-update stream says it (GET /events?since=), to learn of
-	// what changed before the stream began.
+	// Served is when the request for the page began (Unix milliseconds),
+	// and Origin the instance that served it: its live-update stream says
+	// both (GET /events?since=&from=), to get what changed before the
+	// stream began.
 	Served int64
+	Origin string
 }
 
 // newEngine loads the page templates with the template functions that bring
@@ -128,7 +130,7 @@ func csrfToken(c *fiber.Ctx) string {
 
 // renderPage renders a full page through the views.
 func (h *Handlers) renderPage(c *fiber.Ctx, name, title, active string, data any) error {
-	p := page{Title: title, Active: active, CSRF: csrfToken(c), Data: data, Served: c.Context().Time().UnixMilli()}
+	p := page{Title: title, Active: active, CSRF: csrfToken(c), Data: data, Served: c.Context().Time().UnixMilli(), Origin: h.events.Origin()}
 	if u, ok := currentUser(c); ok {
 		p.User = &u
 	}

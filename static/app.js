@@ -188,28 +188,11 @@
     streamLost = true;
     live("paused");
   });
-  // A stream that begins with "resync" was told that events came between
-  // the page and the stream (the page was served, then something changed
-  // before its stream opened): the regions fetch themselves again, as
-  // after a reconnect, once for each opening.
-  var refetched = false;
-  function refetch() {
-    if (refetched) return;
-    refetched = true;
-    window.htmx.trigger(document.body, "ava:live-resumed");
-  }
-  var heard = typeof WeakSet === "function" ? new WeakSet() : null;
-  document.addEventListener("htmx:sseOpen", function (e) {
+  document.addEventListener("htmx:sseOpen", function () {
     live("open");
-    refetched = false;
-    var source = e.detail && e.detail.source;
-    if (source && heard && !heard.has(source)) {
-      heard.add(source);
-      source.addEventListener("resync", refetch);
-    }
     if (streamLost) {
       streamLost = false;
-      refetch();
+      window.htmx.trigger(document.body, "ava:live-resumed");
     }
   });
   document.addEventListener("htmx:sseClose", function () { live("closed"); });

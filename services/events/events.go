@@ -20,6 +20,7 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,11 +113,11 @@ type Hub struct {
 	mu     sync.Mutex
 	subs   map[int64]map[*Subscription]struct{}
 	closed bool
-	// last is when an event of each account (0: of every account) was last
-	// delivered here, for SubscribeSince; entries older than MissWindow go
-	// once there are many.
-	last map[int64]time.Time
-	now  func() time.Time
+	// recent are the events of each account (0: of every account)
+	// delivered here within MissWindow, oldest first, at most RecentEvents
+	// of each, for SubscribeSince.
+	recent map[int64][]delivered
+	now    func() time.Time
 
 	remoteMu sync.RWMutex
 	remote   []func(Event)
@@ -128,7 +129,7 @@ type Hub struct {
 func New(origin string, transport Transport, reg prometheus.Registerer) (*Hub, error) {
 	h := &Hub{
 		origin: origin, transport: transport, subs: map[int64]map[*Subscription]struct{}{},
-		last: map[int64]time.Time{}, now: time.Now,
+		recent: map[int64][]delivered{}, now: time.Now,
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ava_events_published_total", Help: "Events published by this instance, by kind.",
 		}, []string{"kind"}),
@@ -185,7 +186,7 @@ func (h *Hub) Publish(ctx context.Context, e Event) {
 func (h *Hub) deliver(e Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.noteDelivered(e.AccountID)
+	h.keep(e)
 	if e.AccountID == 0 {
 		for _, subs := range h.subs {
 			h.send(subs, e)
@@ -218,31 +219,44 @@ func (h *Hub) resync() {
 	}
 }
 
-// MissWindow bounds what SubscribeSince can tell: whether an event came
-// at most this long ago. A page asks within a moment of being served.
+// MissWindow is how far back SubscribeSince looks: a page asks within a
+// moment of being served.
 const MissWindow = time.Minute
 
 // SinceMargin is how much earlier than the given time SubscribeSince
-// still counts an event: the page may have been served by another
-// instance, whose clock differs a little, and an event may have been
-// delivered while the page was being read. An event counted needlessly
-// costs one more read of the page's regions; one missed leaves them stale.
+// still looks when the page was served by another instance, whose clock
+// may differ a little. An event sent again shows what the page shows
+// already; one missed leaves it stale.
 const SinceMargin = time.Second
 
-// manyAccounts is when delivery starts forgetting old entries of last.
+// RecentEvents is how many of an account's latest events the hub keeps
+// for SubscribeSince.
+const RecentEvents = 16
+
+// manyAccounts is when delivery starts forgetting the accounts whose
+// latest event is older than MissWindow.
 const manyAccounts = 4096
 
-// noteDelivered remembers that an event of account was just delivered.
-// Under h.mu.
-func (h *Hub) noteDelivered(account int64) {
+// delivered is an event and when this hub delivered it.
+type delivered struct {
+	at time.Time
+	e  Event
+}
+
+// keep remembers e among the recent events of its account. Under h.mu.
+func (h *Hub) keep(e Event) {
 	now := h.now()
-	h.last[account] = now
-	if len(h.last) <= manyAccounts {
+	list := append(h.recent[e.AccountID], delivered{now, e})
+	for len(list) > RecentEvents || now.Sub(list[0].at) > MissWindow {
+		list = list[1:]
+	}
+	h.recent[e.AccountID] = list
+	if len(h.recent) <= manyAccounts {
 		return
 	}
-	for a, at := range h.last {
-		if now.Sub(at) > MissWindow {
-			delete(h.last, a)
+	for a, l := range h.recent {
+		if now.Sub(l[len(l)-1].at) > MissWindow {
+			delete(h.recent, a)
 		}
 	}
 }
@@ -250,26 +264,30 @@ func (h *Hub) noteDelivered(account int64) {
 // Subscribe returns a subscription to the account's events (and those for
 // every account). It is closed at once when the hub is.
 func (h *Hub) Subscribe(accountID int64) *Subscription {
-	s, _ := h.SubscribeSince(accountID, time.Time{})
+	s, _ := h.SubscribeSince(accountID, time.Time{}, "")
 	return s
 }
 
-// SubscribeSince is Subscribe for a subscriber that has shown the account's
-// state as it was at since (a page served then): missed reports whether
-// this instance delivered an event of the account, or of every account,
-// since then (SinceMargin earlier included), which the subscriber did not
-// see. Within MissWindow only: a zero or older since reports nothing.
-func (h *Hub) SubscribeSince(accountID int64, since time.Time) (_ *Subscription, missed bool) {
+// Origin names this instance among the others (what New was given).
+func (h *Hub) Origin() string { return h.origin }
+
+// SubscribeSince is Subscribe for a subscriber that shows the account's
+// state as it was at since, on the instance named origin (a page served
+// then, there): it also returns the events of the account, and of every
+// account, that this instance delivered since then (SinceMargin earlier
+// when origin is another instance), oldest first, which the subscriber did
+// not see. Nothing slips between those and the subscription. Within
+// MissWindow and the last RecentEvents of each account only: a zero since
+// returns none.
+func (h *Hub) SubscribeSince(accountID int64, since time.Time, origin string) (_ *Subscription, missed []Event) {
 	s := &Subscription{hub: h, account: accountID, ch: make(chan Event, SubscriptionBuffer)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !since.IsZero() && h.now().Sub(since) <= MissWindow {
-		from := since.Add(-SinceMargin)
-		for _, a := range []int64{accountID, 0} {
-			if at, ok := h.last[a]; ok && !at.Before(from) {
-				missed = true
-			}
+	if !since.IsZero() {
+		if origin != h.origin {
+			since = since.Add(-SinceMargin)
 		}
+		missed = h.since(accountID, since)
 	}
 	if h.closed {
 		close(s.ch)
@@ -280,6 +298,28 @@ func (h *Hub) SubscribeSince(accountID int64, since time.Time) (_ *Subscription,
 	}
 	h.subs[accountID][s] = struct{}{}
 	return s, missed
+}
+
+// since are the recent events of the account and of every account
+// delivered at from or later, in the order delivered. Under h.mu.
+func (h *Hub) since(accountID int64, from time.Time) []Event {
+	var out []delivered
+	for _, a := range []int64{accountID, 0} {
+		for _, d := range h.recent[a] {
+			if !d.at.Before(from) {
+				out = append(out, d)
+			}
+		}
+		if accountID == 0 {
+			break
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].at.Before(out[j].at) })
+	events := make([]Event, len(out))
+	for i, d := range out {
+		events[i] = d.e
+	}
+	return events
 }
 
 // Close closes every subscription and refuses new ones: the server is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -114,42 +115,63 @@ func TestSubscriberThatFallsBehindIsLost(t *testing.T) {
 	}
 }
 
-// A page subscribes a moment after it was served: SubscribeSince says
-// whether an event of its account (or of every account) came in between,
-// which the page did not see; an event older than the page, another
-// account's, or a page older than MissWindow says nothing.
-func TestSubscribeSinceTellsWhatWasMissed(t *testing.T) {
+// A page subscribes a moment after it was served: SubscribeSince returns the
+// events of its account (and of every account) that came in between, which
+// the page did not see, oldest first; not those older than the page (unless
+// the page came from another instance, whose clock may differ by up to
+// SinceMargin), another account's, or a page's older than MissWindow.
+func TestSubscribeSinceReturnsWhatWasMissed(t *testing.T) {
 	h, _ := newHub(t, "a", nil)
+	ctx := context.Background()
 	served := time.Now()
-	if _, missed := h.SubscribeSince(1, served); missed {
-		t.Error("missed reported with no event at all")
+	if _, missed := h.SubscribeSince(1, served, "a"); len(missed) != 0 {
+		t.Errorf("missed %v with no event at all", missed)
 	}
-	h.Publish(context.Background(), events.Event{Kind: events.IntegrationChanged, AccountID: 1, Integration: "vapi"})
+	h.Publish(ctx, events.Event{Kind: events.SettingChanged, AccountID: 1, Integration: "vapi", Key: "one"})
+	h.Publish(ctx, events.Event{Kind: events.BreakerChanged, Integration: "vapi"})
+	h.Publish(ctx, events.Event{Kind: events.SettingChanged, AccountID: 1, Integration: "vapi", Key: "two"})
+	h.Publish(ctx, events.Event{Kind: events.SettingChanged, AccountID: 2, Integration: "vapi", Key: "other"})
+	afterwards := time.Now().Add(time.Millisecond)
 	for _, c := range []struct {
 		name    string
 		account int64
 		since   time.Time
-		want    bool
+		origin  string
+		want    string
 	}{
-		{"its account's event after the page", 1, served, true},
-		{"another account's event", 2, served, false},
-		{"a page served after the event (beyond the margin)", 1, time.Now().Add(events.SinceMargin + time.Second), false},
-		{"a page older than the window", 1, served.Add(-events.MissWindow - time.Second), false},
-		{"no time", 1, time.Time{}, false},
+		{"its account's events and every account's, in order", 1, served, "a", "one,breaker,two"},
+		{"another account: its own and every account's", 2, served, "a", "breaker,other"},
+		{"a page served after them here", 1, afterwards, "a", ""},
+		{"a page served just after them by another instance", 1, afterwards, "b", "one,breaker,two"},
+		{"a page served by another instance beyond the margin", 1, afterwards.Add(events.SinceMargin), "b", ""},
+		{"no time", 1, time.Time{}, "a", ""},
 	} {
-		s, missed := h.SubscribeSince(c.account, c.since)
-		if missed != c.want {
-			t.Errorf("%s: missed %v, want %v", c.name, missed, c.want)
+		s, missed := h.SubscribeSince(c.account, c.since, c.origin)
+		var got []string
+		for _, e := range missed {
+			if e.Kind == events.BreakerChanged {
+				got = append(got, "breaker")
+			} else {
+				got = append(got, e.Key)
+			}
+		}
+		if strings.Join(got, ",") != c.want {
+			t.Errorf("%s: missed %q, want %q", c.name, strings.Join(got, ","), c.want)
 		}
 		s.Close()
 	}
-	h.Publish(context.Background(), events.Event{Kind: events.BreakerChanged, Integration: "vapi"})
-	if _, missed := h.SubscribeSince(2, served); !missed {
-		t.Error("an event of every account (a breaker) was not counted for account 2")
+
+	// Only the latest RecentEvents of an account are kept.
+	for i := range events.RecentEvents + 5 {
+		h.Publish(ctx, events.Event{Kind: events.SettingChanged, AccountID: 3, Integration: "vapi", Key: fmt.Sprint(i)})
 	}
-	s, _ := h.SubscribeSince(3, served)
-	h.Publish(context.Background(), events.Event{Kind: events.IntegrationChanged, AccountID: 3, Integration: "vapi"})
-	if e := next(t, s); e.AccountID != 3 {
+	s, missed := h.SubscribeSince(3, served, "a")
+	if n := len(missed); n != events.RecentEvents+1 || missed[n-1].Key != fmt.Sprint(events.RecentEvents+4) { // and the breaker's
+		t.Errorf("kept %d events, want the latest %d (and the breaker's)", n, events.RecentEvents)
+	}
+	// The subscription carries what comes next.
+	h.Publish(ctx, events.Event{Kind: events.IntegrationChanged, AccountID: 3, Integration: "vapi"})
+	if e := next(t, s); e.AccountID != 3 || e.Kind != events.IntegrationChanged {
 		t.Errorf("the subscription got %+v", e)
 	}
 }
