@@ -111,8 +111,8 @@ func closeUnused(ln *listener.Listener, log *slog.Logger, done <-chan struct{}) 
 // connections stay under half the descriptor limit (the next ones are
 // answered 503), and one client address (trusted proxies aside) may hold at
 // most listener.DefaultMaxConnsPerIP of them (429). fasthttp's own
-// Concurrency cap is a backstop a quarter above: it only counts a closed
-// connection out a little after the listener does.
+// Concurrency cap is a backstop a quarter above; the listener counts a
+// closed connection out when its lingering ends (at most 500 ms later).
 func guard(c *console.Console, tcp net.Listener) (ln *listener.Listener, maxConns, perIP int) {
 	maxConns, perIP = listener.Limits(listener.FDLimit())
 	c.App.Server().Concurrency = maxConns + maxConns/4

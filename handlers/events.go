@@ -46,6 +46,10 @@ const (
 	// one instance (a browser holds at most 6 connections to a host over
 	// HTTP/1.1: a few tabs).
 	defaultMaxStreams = 20
+	// streamID is the id a stream gives itself: a browser reconnecting
+	// sends it back (Last-Event-ID), which tells a reconnect from a page's
+	// first stream.
+	streamID = "live"
 )
 
 // The names of the events a stream sends. Each one's data is the HTML of
@@ -161,7 +165,13 @@ func (h *Handlers) eventStream(c *fiber.Ctx) error {
 	// Fiber's strings alias the request's buffers, which fasthttp reuses
 	// once the handler returns; the stream lives on.
 	session = strings.Clone(session)
-	sub, missed := h.events.SubscribeSince(u.AccountID, pageServed(c), c.Query("from"))
+	served := pageServed(c)
+	if c.Get("Last-Event-ID") != "" {
+		// A reconnect (the stream's id came back): the page fetches its
+		// regions again itself, fresher than any replay.
+		served = time.Time{}
+	}
+	sub, missed := h.events.SubscribeSince(u.AccountID, served, c.Query("from"))
 	s := &liveStream{
 		h: h, user: u, session: session, sessionID: account.SessionID(session), csrf: csrfToken(c),
 		// The stream outlives the request: a context of its own, with
@@ -236,7 +246,8 @@ func (s *liveStream) run(w *bufio.Writer) {
 	if statuses, err := s.h.integrations.Statuses(s.ctx, s.user.AccountID); err == nil {
 		s.remember(statuses)
 	}
-	if s.write(w, "retry: "+strconv.Itoa(reconnectMillis)+"\n: live updates for this page\n\n") != nil {
+	// The id comes back as Last-Event-ID when the browser reconnects.
+	if s.write(w, "retry: "+strconv.Itoa(reconnectMillis)+"\nid: "+streamID+"\n: live updates for this page\n\n") != nil {
 		return
 	}
 	for _, e := range s.missed {

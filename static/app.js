@@ -60,7 +60,7 @@
       e.detail.shouldSwap = false;
       return;
     }
-    remember(e.detail.target);
+    if (e.detail.shouldSwap) remember(e.detail.target);
   });
   document.addEventListener("htmx:sseBeforeMessage", function (e) {
     if (!e.defaultPrevented && e.target) remember(e.target);
@@ -71,11 +71,15 @@
   // reading, a button about to be pressed), it goes to the same thing in
   // what replaced it: the element of the same id, else the alert, else the
   // control of the same kind and text.
+  // htmx swaps at once after its before-events (no swap delay here), so
+  // what remember holds is for that swap only: a swap that does not come
+  // (a 204, nothing to swap) leaves nothing behind for a later one.
   var held = null;
   function remember(target) {
     var active = document.activeElement;
     held = null;
     if (!active || active === document.body || !target.contains(active)) return;
+    window.setTimeout(function () { held = null; }, 0);
     var text = (active.textContent || "").trim();
     held = {
       id: target.id,

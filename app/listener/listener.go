@@ -193,7 +193,7 @@ func (l *Listener) CloseUnused(olderThan time.Duration) int {
 	}
 	l.mu.Unlock()
 	for _, c := range unused {
-		_ = c.Close()
+		c.closeNow()
 	}
 	return len(unused)
 }
@@ -296,9 +296,13 @@ type conn struct {
 	release  func()
 	accepted time.Time
 	used     atomic.Bool
+	closed   atomic.Bool
 }
 
 func (c *conn) Read(b []byte) (int, error) {
+	if c.closed.Load() {
+		return 0, net.ErrClosed
+	}
 	n, err := c.Conn.Read(b)
 	if n > 0 && !c.used.Load() {
 		c.used.Store(true)
@@ -306,12 +310,34 @@ func (c *conn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// SetDeadline and SetReadDeadline do nothing once the connection is
+// closed: the server may still be reading it when another goroutine closes
+// it (an idle connection at shutdown), and must not stretch the lingering.
+func (c *conn) SetDeadline(t time.Time) error {
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *conn) SetReadDeadline(t time.Time) error {
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// Close half-closes a connection that has read something and lingers
+// (above); one that has read nothing it closes at once.
 func (c *conn) Close() error {
 	err := net.ErrClosed
 	c.once.Do(func() {
+		c.closed.Store(true)
 		cw, ok := c.Conn.(interface{ CloseWrite() error })
 		if ok && c.used.Load() && cw.CloseWrite() == nil {
 			err = nil
+			// Also ends, within lingerFor, a read the server has under way.
+			_ = c.Conn.SetReadDeadline(time.Now().Add(lingerFor))
 			go c.linger()
 			return
 		}
@@ -321,11 +347,20 @@ func (c *conn) Close() error {
 	return err
 }
 
-// linger reads what still arrives after the half-close (bounded), then
-// closes the connection and gives back its place.
+// closeNow closes the connection at once, without lingering.
+func (c *conn) closeNow() {
+	c.once.Do(func() {
+		c.closed.Store(true)
+		_ = c.Conn.Close()
+		c.release()
+	})
+}
+
+// linger reads what still arrives after the half-close (bounded by the
+// deadline Close set and by lingerBytes), then closes the connection and
+// gives back its place.
 func (c *conn) linger() {
 	defer c.release()
-	_ = c.SetReadDeadline(time.Now().Add(lingerFor))
 	_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
 	_ = c.Conn.Close()
 }

@@ -117,6 +117,7 @@ type Hub struct {
 	// delivered here within MissWindow, oldest first, at most RecentEvents
 	// of each, for SubscribeSince.
 	recent map[int64][]delivered
+	swept  time.Time
 	now    func() time.Time
 
 	remoteMu sync.RWMutex
@@ -234,8 +235,11 @@ const SinceMargin = time.Second
 const RecentEvents = 16
 
 // manyAccounts is when delivery starts forgetting the accounts whose
-// latest event is older than MissWindow.
-const manyAccounts = 4096
+// latest event is older than MissWindow, at most every sweepEvery.
+const (
+	manyAccounts = 4096
+	sweepEvery   = 5 * time.Second
+)
 
 // delivered is an event and when this hub delivered it.
 type delivered struct {
@@ -251,9 +255,10 @@ func (h *Hub) keep(e Event) {
 		list = list[1:]
 	}
 	h.recent[e.AccountID] = list
-	if len(h.recent) <= manyAccounts {
+	if len(h.recent) <= manyAccounts || now.Sub(h.swept) < sweepEvery {
 		return
 	}
+	h.swept = now
 	for a, l := range h.recent {
 		if now.Sub(l[len(l)-1].at) > MissWindow {
 			delete(h.recent, a)
@@ -286,6 +291,9 @@ func (h *Hub) SubscribeSince(accountID int64, since time.Time, origin string) (_
 	if !since.IsZero() {
 		if origin != h.origin {
 			since = since.Add(-SinceMargin)
+		}
+		if oldest := h.now().Add(-MissWindow); since.Before(oldest) {
+			since = oldest
 		}
 		missed = h.since(accountID, since)
 	}
