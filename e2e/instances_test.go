@@ -295,7 +295,7 @@ func TestSeveralInstances(t *testing.T) {
 
 	// 40 concurrent listings by one account, 20 on each instance: exactly the budget's 10
 	// succeed, on either instance, and 30 are refused with Retry-After.
-	token := lastLine(a.c.cli(t, "", "token", "create", "--email", ownerEmail, "--name", "load"))
+	token := newToken(t, a.c, ownerEmail, "load")
 	type answer struct {
 		instance                     string
 		status                       int
@@ -368,6 +368,13 @@ func TestSeveralInstances(t *testing.T) {
 	}
 }
 
+// newToken creates an API token for the user through the CLI (ava token
+// create) and returns it.
+func newToken(t testing.TB, c *console, email, name string) string {
+	t.Helper()
+	return lastLine(c.cli(t, "", "token", "create", "--email", email, "--name", name))
+}
+
 // lastLine is the last non-empty line of s.
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
@@ -382,7 +389,7 @@ func TestLiveUpdatesAcrossInstances(t *testing.T) {
 	a, b := instances[0], instances[1]
 	page := newPage(t)
 	createOwner(t, page, a.c, ownerEmail, ownerPassword)
-	token := lastLine(a.c.cli(t, "", "token", "create", "--email", ownerEmail, "--name", "script"))
+	token := newToken(t, a.c, ownerEmail, "script")
 	open(t, page, b.c, "/vapi")
 	expectSettingsList(t, page)
 	liveOpen(t, page)

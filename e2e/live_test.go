@@ -46,6 +46,14 @@ func liveOpen(t testing.TB, page playwright.Page) {
 	check(t, expect.Locator(page.Locator(`#live-status[data-live="open"]`)).ToHaveCount(1), "the page's live-update stream open")
 }
 
+// openLiveVapi opens /vapi and waits for its settings and its live-update stream.
+func openLiveVapi(t testing.TB, page playwright.Page, c *console) {
+	t.Helper()
+	open(t, page, c, "/vapi")
+	expectSettingsList(t, page)
+	liveOpen(t, page)
+}
+
 // sectionState is a home section's state badge.
 func sectionState(page playwright.Page, name string) playwright.Locator {
 	return page.Locator(".section-card").Filter(playwright.LocatorFilterOptions{
@@ -64,7 +72,7 @@ func breakerState(page playwright.Page, name string) playwright.Locator {
 func TestLiveSettingChangeShowsOnOpenPages(t *testing.T) {
 	t.Parallel()
 	c, _, page := vapiOwner(t)
-	token := lastLine(c.cli(t, "", "token", "create", "--email", ownerEmail, "--name", "script"))
+	token := newToken(t, c, ownerEmail, "script")
 	open(t, page, c, "/vapi")
 	expectSettingsList(t, page)
 	check(t, expect.Locator(changesRegion(page)).ToContainText("No changes yet"), "no changes yet")
@@ -104,7 +112,7 @@ func TestLiveBreakerShowsOnIntegrationsAndHome(t *testing.T) {
 	t.Parallel()
 	c, fake, integrationsPage := vapiOwner(t,
 		withEnv("BREAKER_FAILURE_THRESHOLD", "2"), withEnv("BREAKER_RECOVERY_TIMEOUT", "2s"), withEnv("BREAKER_SUCCESS_THRESHOLD", "1"))
-	token := lastLine(c.cli(t, "", "token", "create", "--email", ownerEmail, "--name", "script"))
+	token := newToken(t, c, ownerEmail, "script")
 	home := newPage(t)
 	signIn(t, home, c, ownerEmail, ownerPassword)
 	open(t, integrationsPage, c, "/integrations")
@@ -143,8 +151,8 @@ func TestLiveEventsStayInTheirAccount(t *testing.T) {
 	t.Parallel()
 	c, fake, page := vapiOwner(t)
 	c.cli(t, "second password 1\n", "user", "create", "--email", "other@example.com", "--password-stdin")
-	otherToken := lastLine(c.cli(t, "", "token", "create", "--email", "other@example.com", "--name", "other"))
-	ownToken := lastLine(c.cli(t, "", "token", "create", "--email", ownerEmail, "--name", "own"))
+	otherToken := newToken(t, c, "other@example.com", "other")
+	ownToken := newToken(t, c, ownerEmail, "own")
 	// The other account's own Vapi assistant, at the same fake.
 	other := vapitest.DefaultAssistant("asst-other")
 	fake.PutAssistant(other)
@@ -153,9 +161,7 @@ func TestLiveEventsStayInTheirAccount(t *testing.T) {
 		t.Fatalf("connect the other account: %d %s", res.Status, res.Body)
 	}
 
-	open(t, page, c, "/vapi")
-	expectSettingsList(t, page)
-	liveOpen(t, page)
+	openLiveVapi(t, page, c)
 	_, err := page.Evaluate(`() => {
 		window.__avaLive = [];
 		document.body.addEventListener("htmx:sseBeforeMessage", (e) => window.__avaLive.push(e.detail.type));
@@ -185,10 +191,8 @@ func TestLiveEventsStayInTheirAccount(t *testing.T) {
 func TestLiveSwapsKeepTheFocus(t *testing.T) {
 	t.Parallel()
 	c, _, page := vapiOwner(t)
-	token := lastLine(c.cli(t, "", "token", "create", "--email", ownerEmail, "--name", "script"))
-	open(t, page, c, "/vapi")
-	expectSettingsList(t, page)
-	liveOpen(t, page)
+	token := newToken(t, c, ownerEmail, "script")
+	openLiveVapi(t, page, c)
 	save := getRoleIn(settingRow(page, "max_call_duration"), "button", "Save Maximum call duration")
 	check(t, save.Focus(), "focus the row's Save button")
 	markOld := func() {
@@ -236,7 +240,7 @@ func TestLiveSwapsKeepTheFocus(t *testing.T) {
 func TestLiveChangeBeforeTheStreamOpens(t *testing.T) {
 	t.Parallel()
 	c, _, page := vapiOwner(t)
-	token := lastLine(c.cli(t, "", "token", "create", "--email", ownerEmail, "--name", "script"))
+	token := newToken(t, c, ownerEmail, "script")
 	hold := make(chan struct{})
 	check(t, page.Route(regexp.MustCompile(`/events\?since=\d+&from=[0-9a-f]+$`), func(r playwright.Route) {
 		go func() {
@@ -265,9 +269,7 @@ func TestLiveChangeBeforeTheStreamOpens(t *testing.T) {
 func TestLiveStreamComesBackAfterRestart(t *testing.T) {
 	t.Parallel()
 	c, fake, page := vapiOwner(t)
-	open(t, page, c, "/vapi")
-	expectSettingsList(t, page)
-	liveOpen(t, page)
+	openLiveVapi(t, page, c)
 	markPage(t, page)
 	paused := page.GetByText("Live updates paused, reconnecting")
 	check(t, expect.Locator(paused).ToBeHidden(), "no pause notice while connected")
@@ -292,9 +294,7 @@ func TestSignOutClosesTheStream(t *testing.T) {
 	other, err := page.Context().NewPage()
 	check(t, err, "second tab")
 	open(t, other, c, "/integrations")
-	open(t, page, c, "/vapi")
-	expectSettingsList(t, page)
-	liveOpen(t, page)
+	openLiveVapi(t, page, c)
 
 	click(t, page, "button", "Sign out")
 	expectAt(t, page, c, "/login")

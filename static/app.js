@@ -105,9 +105,16 @@
     var h = held;
     held = null;
     if (!h || (document.activeElement && document.activeElement !== document.body)) return;
-    var root = target && document.contains(target) ? target : h.id && document.getElementById(h.id);
+    var root = swapped(target, h.id);
     var next = root && successor(root, h);
     if (next && root.contains(next)) next.focus({ preventScroll: true });
+  }
+
+  // What a swap left in the page for its target: the target itself, or,
+  // when an outerHTML swap replaced it, its successor of the same id.
+  function swapped(target, id) {
+    if (target && document.contains(target)) return target;
+    return id ? document.getElementById(id) : null;
   }
 
   // An alert a request of the owner's brought takes the focus, so that it
@@ -119,11 +126,8 @@
       return;
     }
     if (!target || !target.querySelector) return;
-    // An outerHTML swap replaces the target: look for its successor by id.
-    if (!document.contains(target) && target.id) {
-      target = document.getElementById(target.id);
-      if (!target) return;
-    }
+    target = swapped(target, target.id);
+    if (!target) return;
     var alert = target.querySelector('[role="alert"]');
     if (alert) alert.focus();
   });

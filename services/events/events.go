@@ -311,15 +311,16 @@ func (h *Hub) SubscribeSince(accountID int64, since time.Time, origin string) (_
 // since are the recent events of the account and of every account
 // delivered at from or later, in the order delivered. Under h.mu.
 func (h *Hub) since(accountID int64, from time.Time) []Event {
+	accounts := []int64{accountID}
+	if accountID != 0 {
+		accounts = append(accounts, 0)
+	}
 	var out []delivered
-	for _, a := range []int64{accountID, 0} {
+	for _, a := range accounts {
 		for _, d := range h.recent[a] {
 			if !d.at.Before(from) {
 				out = append(out, d)
 			}
-		}
-		if accountID == 0 {
-			break
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].at.Before(out[j].at) })
